@@ -1,0 +1,169 @@
+//! Decoding for any [`Seq2Seq`] model: the search options, their resolution against a model's generation config,
+//! and the entry point that runs greedy or beam search over a batch of source sequences.
+
+mod processors;
+mod search;
+
+use crate::models::config::EarlyStopping;
+use crate::models::{GenerationConfig, ModelError, Seq2Seq, SourceBatch};
+
+pub use processors::LogitsProcessor;
+
+/// Settings a caller may override on top of the model's `generation_config.json`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Overrides {
+    pub num_beams: Option<usize>,
+    pub max_new_tokens: Option<usize>,
+    pub max_length: Option<usize>,
+    pub min_length: Option<usize>,
+    pub min_new_tokens: Option<usize>,
+    pub length_penalty: Option<f32>,
+    pub early_stopping: Option<EarlyStoppingOption>,
+    pub no_repeat_ngram_size: Option<usize>,
+}
+
+/// `early_stopping` as a serialisable option (`true`, `false`, `"never"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EarlyStoppingOption {
+    True,
+    False,
+    Never,
+}
+
+impl From<EarlyStoppingOption> for EarlyStopping {
+    fn from(o: EarlyStoppingOption) -> Self {
+        match o {
+            EarlyStoppingOption::True => EarlyStopping::Always,
+            EarlyStoppingOption::False => EarlyStopping::Heuristic,
+            EarlyStoppingOption::Never => EarlyStopping::Never,
+        }
+    }
+}
+
+impl std::str::FromStr for EarlyStoppingOption {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "true" => Ok(Self::True),
+            "false" => Ok(Self::False),
+            "never" => Ok(Self::Never),
+            _ => Err(format!("early stopping must be true, false or never, not {s:?}")),
+        }
+    }
+}
+
+/// Fully resolved search settings, in the reference's terms: `max_length` counts the decoder start token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchOptions {
+    pub num_beams: usize,
+    pub max_length: usize,
+    pub min_length: usize,
+    pub min_new_tokens: usize,
+    pub length_penalty: f32,
+    pub early_stopping: EarlyStopping,
+    pub no_repeat_ngram_size: usize,
+    pub bad_words_ids: Vec<Vec<u32>>,
+    pub forced_bos_token_id: Option<u32>,
+    pub forced_eos_token_id: Option<u32>,
+    pub eos_token_ids: Vec<u32>,
+    pub pad_token_id: u32,
+    pub decoder_start_token_id: u32,
+    pub renormalize_logits: bool,
+}
+
+impl SearchOptions {
+    /// The model's defaults with `overrides` applied, as `generate(**kwargs)` combines them. Explicit requests the
+    /// model cannot satisfy are errors; a default beyond the model's positions is capped to them.
+    pub fn resolve(config: &GenerationConfig, model: &dyn Seq2Seq, overrides: &Overrides) -> Result<Self, ModelError> {
+        let spec = model.spec();
+        let num_beams = overrides.num_beams.unwrap_or(config.num_beams);
+        if num_beams == 0 {
+            return Err(ModelError::Input("the number of beams must be at least 1".into()));
+        }
+        // max_new_tokens wins over max_length, as in the reference; lengths count the decoder start token.
+        let explicit = overrides.max_new_tokens.map(|n| n + 1).or(overrides.max_length);
+        let mut max_length = explicit.or(config.max_new_tokens.map(|n| n + 1)).unwrap_or(config.max_length);
+        if let Some(limit) = spec.max_target_tokens {
+            if max_length > limit + 1 {
+                if explicit.is_some() {
+                    return Err(ModelError::Input(format!(
+                        "at most {limit} new tokens fit this model's positions, {} were asked for",
+                        max_length - 1
+                    )));
+                }
+                max_length = limit + 1;
+            }
+        }
+        if max_length < 2 {
+            return Err(ModelError::Input("the maximum length must allow at least one new token".into()));
+        }
+        let eos_token_ids = config.eos_token_ids();
+        let bad_words_ids = config
+            .bad_words_ids
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            // As the reference does, a bad word equal to an end-of-sequence token is dropped.
+            .filter(|w| !(w.len() == 1 && eos_token_ids.contains(&w[0])))
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>();
+        if let Some(bad) = bad_words_ids.iter().flatten().find(|&&id| id as usize >= spec.vocab_size) {
+            return Err(ModelError::Input(format!(
+                "bad word id {bad} is outside the vocabulary of {}",
+                spec.vocab_size
+            )));
+        }
+        Ok(Self {
+            num_beams,
+            max_length,
+            min_length: overrides.min_length.unwrap_or(config.min_length),
+            min_new_tokens: overrides.min_new_tokens.or(config.min_new_tokens).unwrap_or(0),
+            length_penalty: overrides.length_penalty.unwrap_or(config.length_penalty),
+            early_stopping: overrides.early_stopping.map(Into::into).unwrap_or(config.early_stopping),
+            no_repeat_ngram_size: overrides.no_repeat_ngram_size.unwrap_or(config.no_repeat_ngram_size),
+            bad_words_ids,
+            forced_bos_token_id: config.forced_bos_token_id,
+            forced_eos_token_id: config.forced_eos_token_id,
+            eos_token_ids,
+            pad_token_id: config.pad_token_id.unwrap_or(spec.pad_token_id),
+            decoder_start_token_id: config.decoder_start_token_id.unwrap_or(spec.decoder_start_token_id),
+            renormalize_logits: config.renormalize_logits,
+        })
+    }
+}
+
+/// One decoded sequence: the generated tokens (without the start token, with the final end token when one was
+/// produced) and the score the search ranked it by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hypothesis {
+    pub tokens: Vec<u32>,
+    pub score: f32,
+}
+
+/// Decodes every sequence of `sources` (token ids ending in `</s>`), greedy or beam search per `options`.
+/// Sequences are independent: each gets the result it would get alone.
+pub fn generate(
+    model: &dyn Seq2Seq,
+    sources: &[Vec<u32>],
+    options: &SearchOptions,
+) -> Result<Vec<Hypothesis>, ModelError> {
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(max) = model.spec().max_source_tokens {
+        if let Some(long) = sources.iter().find(|s| s.len() > max) {
+            return Err(ModelError::Input(format!("a source of {} tokens exceeds the model's {max}", long.len())));
+        }
+    }
+    if sources.iter().any(Vec::is_empty) {
+        return Err(ModelError::Input("a source sequence is empty".into()));
+    }
+    let batch = SourceBatch::new(sources, model.spec().pad_token_id, model.device())?;
+    let encoded = model.encode(&batch)?;
+    if options.num_beams == 1 {
+        search::greedy(model, &encoded, &batch, options)
+    } else {
+        search::beam(model, &encoded, &batch, options)
+    }
+}

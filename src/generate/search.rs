@@ -1,0 +1,275 @@
+//! Greedy and beam search with the semantics of `transformers`' `generate()` (its vectorised beam search of
+//! v4.50+): top-2k candidates per item, length-penalised finished hypotheses, the early-stopping heuristic, and
+//! items that stop independently. Finished items leave the batch, which changes no other item's result.
+
+use candle_core::{Storage, Tensor};
+
+use super::processors::{argmax, log_softmax_in_place, LogitsProcessor};
+use super::{Hypothesis, SearchOptions};
+use crate::models::config::EarlyStopping;
+use crate::models::{DecoderState, ModelError, Seq2Seq, SourceBatch};
+
+/// The score the reference gives beams that must not win (and the initial score of all beams but the first).
+const LOST: f32 = -1.0e9;
+/// First capacity of the self-attention cache; it doubles as needed.
+const INITIAL_CAPACITY: usize = 32;
+
+/// Runs `f` over the f32 values of `logits` on the host, without a copy when they already live there.
+fn with_host_values<R>(logits: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R, ModelError> {
+    let logits = logits.contiguous()?;
+    if logits.device().is_cpu() {
+        let (storage, layout) = logits.storage_and_layout();
+        if let Storage::Cpu(cpu) = &*storage {
+            let values = cpu.as_slice::<f32>()?;
+            let start = layout.start_offset();
+            return Ok(f(&values[start..start + logits.elem_count()]));
+        }
+    }
+    let values = logits.flatten_all()?.to_vec1::<f32>()?;
+    Ok(f(&values))
+}
+
+fn feed(model: &dyn Seq2Seq, state: &mut DecoderState, last: &[u32]) -> Result<Tensor, ModelError> {
+    let tokens = Tensor::from_slice(last, (last.len(), 1), model.device())?;
+    model.decode(state, &tokens)
+}
+
+/// Greedy search: the processed argmax at every step until an end token or the maximum length.
+pub fn greedy(
+    model: &dyn Seq2Seq,
+    encoded: &Tensor,
+    batch: &SourceBatch,
+    o: &SearchOptions,
+) -> Result<Vec<Hypothesis>, ModelError> {
+    let vocab = model.spec().vocab_size;
+    let items = batch.batch_size();
+    let mut state = model.start_decoding(encoded, batch, 1, INITIAL_CAPACITY.min(o.max_length))?;
+    let mut histories = vec![vec![o.decoder_start_token_id]; items];
+    let mut active: Vec<usize> = (0..items).collect();
+    let processor = LogitsProcessor::new(o);
+    let mut row = vec![0f32; vocab];
+    while !active.is_empty() {
+        let last: Vec<u32> =
+            active.iter().map(|&i| *histories[i].last().expect("history starts with a token")).collect();
+        let logits = feed(model, &mut state, &last)?;
+        let mut keep = Vec::with_capacity(active.len());
+        with_host_values(&logits, |values| {
+            for (r, &item) in active.iter().enumerate() {
+                row.copy_from_slice(&values[r * vocab..(r + 1) * vocab]);
+                processor.apply(&mut row, &histories[item]);
+                let next = argmax(&row);
+                histories[item].push(next);
+                let finished = o.eos_token_ids.contains(&next) || histories[item].len() >= o.max_length;
+                if !finished {
+                    keep.push(r as u32);
+                }
+            }
+        })?;
+        if keep.len() < active.len() && !keep.is_empty() {
+            state.select_items(&keep)?;
+        }
+        active = keep.iter().map(|&r| active[r as usize]).collect();
+    }
+    Ok(histories.into_iter().map(|h| Hypothesis { tokens: h[1..].to_vec(), score: 0.0 }).collect())
+}
+
+#[derive(Clone)]
+struct Beam {
+    tokens: Vec<u32>,
+    score: f32,
+}
+
+/// One source item's beam search.
+struct Item {
+    running: Vec<Beam>,
+    /// Finished hypotheses, best first, at most `num_beams`.
+    finished: Vec<Beam>,
+    /// Whether a running beam may still beat the worst finished one (the reference's early-stop heuristic).
+    improvable: bool,
+}
+
+impl Item {
+    fn is_full(&self, num_beams: usize) -> bool {
+        self.finished.len() == num_beams
+    }
+
+    fn is_done(&self, o: &SearchOptions) -> bool {
+        !self.improvable || (o.early_stopping == EarlyStopping::Always && self.is_full(o.num_beams))
+    }
+}
+
+/// A candidate continuation: accumulated log-probability and its index `beam * vocab + token`.
+#[derive(Clone, Copy)]
+struct Candidate {
+    score: f32,
+    index: usize,
+}
+
+/// Keeps the `k` best candidates, best first; on equal scores the earlier index ranks first (as `topk` does).
+struct TopK {
+    k: usize,
+    best: Vec<Candidate>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self { k, best: Vec::with_capacity(k + 1) }
+    }
+
+    #[inline]
+    fn push(&mut self, score: f32, index: usize) {
+        if self.best.len() == self.k {
+            match self.best.last() {
+                Some(worst) if score > worst.score || (worst.score.is_nan() && !score.is_nan()) => {}
+                _ => return,
+            }
+        }
+        let at = self.best.partition_point(|c| c.score >= score);
+        self.best.insert(at, Candidate { score, index });
+        self.best.truncate(self.k);
+    }
+}
+
+fn penalty(length: usize, length_penalty: f32) -> f32 {
+    (length as f64).powf(length_penalty as f64) as f32
+}
+
+/// Beam search over `num_beams` hypotheses per item.
+pub fn beam(
+    model: &dyn Seq2Seq,
+    encoded: &Tensor,
+    batch: &SourceBatch,
+    o: &SearchOptions,
+) -> Result<Vec<Hypothesis>, ModelError> {
+    let vocab = model.spec().vocab_size;
+    let nb = o.num_beams;
+    let keep_k = (1 + o.eos_token_ids.len()).max(2) * nb;
+    let n_items = batch.batch_size();
+    let mut state = model.start_decoding(encoded, batch, nb, INITIAL_CAPACITY.min(o.max_length))?;
+    let start = Beam { tokens: vec![o.decoder_start_token_id], score: 0.0 };
+    let mut items: Vec<Item> = (0..n_items)
+        .map(|_| Item {
+            running: (0..nb).map(|j| Beam { score: if j == 0 { 0.0 } else { LOST }, ..start.clone() }).collect(),
+            finished: Vec::with_capacity(nb),
+            improvable: true,
+        })
+        .collect();
+    let mut active: Vec<usize> = (0..n_items).collect();
+    let processor = LogitsProcessor::new(o);
+    let mut row = vec![0f32; vocab];
+    let mut cur_len = 1;
+    loop {
+        let last: Vec<u32> = active
+            .iter()
+            .flat_map(|&i| items[i].running.iter().map(|b| *b.tokens.last().expect("beams start with a token")))
+            .collect();
+        let logits = feed(model, &mut state, &last)?;
+        let at_max_length = cur_len + 1 >= o.max_length;
+        // For each active item, the decoder rows its new running beams continue.
+        let mut parents: Vec<Vec<u32>> = Vec::with_capacity(active.len());
+        with_host_values(&logits, |values| {
+            for (a, &i) in active.iter().enumerate() {
+                let item = &mut items[i];
+                let mut top = TopK::new(keep_k);
+                for (j, beam) in item.running.iter().enumerate() {
+                    let r = a * nb + j;
+                    row.copy_from_slice(&values[r * vocab..(r + 1) * vocab]);
+                    log_softmax_in_place(&mut row);
+                    processor.apply(&mut row, &beam.tokens);
+                    if o.renormalize_logits {
+                        log_softmax_in_place(&mut row);
+                    }
+                    for (v, &lp) in row.iter().enumerate() {
+                        top.push(lp + beam.score, j * vocab + v);
+                    }
+                }
+                let candidates: Vec<(Candidate, bool)> = top
+                    .best
+                    .iter()
+                    .map(|c| (*c, at_max_length || o.eos_token_ids.contains(&((c.index % vocab) as u32))))
+                    .collect();
+                let continuation = |c: &Candidate| {
+                    let mut tokens = item.running[c.index / vocab].tokens.clone();
+                    tokens.push((c.index % vocab) as u32);
+                    tokens
+                };
+
+                // Finished candidates among the first `num_beams` enter the finished set if they rank in it.
+                let denominator = penalty(cur_len, o.length_penalty);
+                let full_and_stopping = o.early_stopping == EarlyStopping::Always && item.is_full(nb);
+                if item.improvable && !full_and_stopping {
+                    for (c, hit) in candidates.iter().take(nb) {
+                        if !hit || c.score == f32::NEG_INFINITY {
+                            continue;
+                        }
+                        let score = c.score / denominator;
+                        let at = item.finished.partition_point(|f| f.score >= score);
+                        if at < nb {
+                            item.finished.insert(at, Beam { tokens: continuation(c), score });
+                            item.finished.truncate(nb);
+                        }
+                    }
+                }
+
+                // The best `num_beams` candidates that did not finish keep running.
+                let mut next: Vec<(f32, usize)> = candidates
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, (c, hit))| (if *hit { c.score + LOST } else { c.score }, rank))
+                    .collect();
+                next.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                let chosen: Vec<(f32, Candidate)> =
+                    next.iter().take(nb).map(|&(s, rank)| (s, candidates[rank].0)).collect();
+                parents.push(chosen.iter().map(|(_, c)| (a * nb + c.index / vocab) as u32).collect());
+                item.running = chosen.iter().map(|(s, c)| Beam { tokens: continuation(c), score: *s }).collect();
+            }
+        })?;
+        cur_len += 1;
+        for &i in &active {
+            let item = &mut items[i];
+            let best_length = if o.early_stopping == EarlyStopping::Never && o.length_penalty > 0.0 {
+                o.max_length - 1
+            } else {
+                cur_len - 1
+            };
+            let best_possible = item.running[0].score / penalty(best_length, o.length_penalty);
+            let worst = if item.is_full(nb) { item.finished.last().map_or(LOST, |f| f.score) } else { LOST };
+            item.improvable = item.improvable && best_possible > worst;
+        }
+        if at_max_length {
+            break;
+        }
+        let rows: Vec<u32> = parents.concat();
+        state.select_rows(&rows)?;
+        let keep: Vec<u32> = (0..active.len() as u32).filter(|&a| !items[active[a as usize]].is_done(o)).collect();
+        if keep.is_empty() {
+            break;
+        }
+        if keep.len() < active.len() {
+            state.select_items(&keep)?;
+            active = keep.iter().map(|&a| active[a as usize]).collect();
+        }
+    }
+    Ok(items
+        .into_iter()
+        .map(|item| {
+            let best = item.finished.into_iter().next().unwrap_or_else(|| item.running[0].clone());
+            Hypothesis { tokens: best.tokens[1..].to_vec(), score: best.score }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topk_keeps_the_best_in_order_and_earlier_indices_on_ties() {
+        let mut top = TopK::new(3);
+        for (i, s) in [1.0, 5.0, 3.0, 5.0, f32::NEG_INFINITY, 4.0, 3.0].into_iter().enumerate() {
+            top.push(s, i);
+        }
+        let got: Vec<(f32, usize)> = top.best.iter().map(|c| (c.score, c.index)).collect();
+        assert_eq!(got, vec![(5.0, 1), (5.0, 3), (4.0, 5)]);
+    }
+}

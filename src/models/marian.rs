@@ -1,0 +1,322 @@
+//! MarianMT (Junczys-Dowmunt et al., 2018, "Marian: Fast Neural Machine Translation in C++"), as
+//! `transformers`' `MarianMTModel` defines it: a post-LayerNorm encoder-decoder with static sinusoidal positions.
+//!
+//! Everything comes from the checkpoint's `config.json` (`MarianConfig`, e.g.
+//! <https://huggingface.co/Helsinki-NLP/opus-mt-id-en/blob/main/config.json>): widths, layer and head counts,
+//! activation, `scale_embedding`, shared or separate embeddings, `decoder_vocab_size`, tied or separate `lm_head`,
+//! `final_logits_bias`. Unlike candle-transformers' `marian` it masks padding, batches sentences of different
+//! lengths, computes cross-attention keys/values once per batch, and keeps a preallocated self-attention cache.
+
+use candle_core::{DType, Device, Tensor};
+
+use super::cache::DecoderState;
+use super::config::{Activation, MarianConfig};
+use super::layers::{attention, causal_bias, embed, merge_heads, padding_bias, split_heads, LayerNorm, Linear};
+use super::weights::Weights;
+use super::{ModelError, Seq2Seq, Seq2SeqSpec, SourceBatch};
+
+/// `nn.LayerNorm`'s default epsilon, which Marian uses everywhere.
+const LAYER_NORM_EPS: f32 = 1e-5;
+
+struct EncoderLayer {
+    qkv: Linear,
+    out: Linear,
+    attn_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    ffn_norm: LayerNorm,
+}
+
+struct DecoderLayer {
+    qkv: Linear,
+    out: Linear,
+    self_norm: LayerNorm,
+    cross_q: Linear,
+    cross_kv: Linear,
+    cross_out: Linear,
+    cross_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    ffn_norm: LayerNorm,
+}
+
+pub struct Marian {
+    spec: Seq2SeqSpec,
+    device: Device,
+    dtype: DType,
+    d_model: usize,
+    encoder_heads: usize,
+    decoder_heads: usize,
+    activation: Activation,
+    embed_scale: f64,
+    encoder_embed: Tensor,
+    decoder_embed: Tensor,
+    /// `[d_model, vocab]`: the output projection, transposed once at load.
+    lm_head_t: Tensor,
+    final_logits_bias: Tensor,
+    encoder_positions: Tensor,
+    decoder_positions: Tensor,
+    encoder: Vec<EncoderLayer>,
+    decoder: Vec<DecoderLayer>,
+}
+
+/// Checkpoint names, with or without the `model.` prefix of `MarianMTModel`.
+fn name(w: &Weights, key: &str) -> String {
+    if w.has_prefix("model.") {
+        format!("model.{key}")
+    } else {
+        key.to_string()
+    }
+}
+
+fn attention_proj(w: &Weights, prefix: &str, d: usize, names: &[&str]) -> Result<Vec<Linear>, ModelError> {
+    names.iter().map(|n| Linear::load(w, &name(w, &format!("{prefix}.{n}")), d, d, true)).collect()
+}
+
+impl Marian {
+    pub fn load(config: &MarianConfig, w: &Weights, dtype: DType, device: &Device) -> Result<Self, ModelError> {
+        let d = config.d_model;
+        let activation = config.activation().map_err(ModelError::Input)?;
+        let vocab = config.vocab_size;
+        let target_vocab = config.target_vocab_size();
+        let shared = name(w, "shared.weight");
+        let enc_name = name(w, "encoder.embed_tokens.weight");
+        let dec_name = name(w, "decoder.embed_tokens.weight");
+        // Which tensors are the embeddings follows `MarianMTModel`'s weight tying.
+        let tie = config.tie_word_embeddings;
+        let (encoder_embed, decoder_embed) = if config.share_encoder_decoder_embeddings {
+            if tie {
+                let e = w.get_first(&[&shared, &enc_name], (vocab, d))?;
+                (e.clone(), e)
+            } else {
+                (w.get_first(&[&enc_name, &shared], (vocab, d))?, w.get_first(&[&dec_name, &shared], (vocab, d))?)
+            }
+        } else {
+            (w.get(&enc_name, (vocab, d))?, w.get(&dec_name, (target_vocab, d))?)
+        };
+        let lm_head = if tie { decoder_embed.clone() } else { w.get("lm_head.weight", (target_vocab, d))? };
+        let final_logits_bias = if w.contains("final_logits_bias") {
+            w.get("final_logits_bias", (1, target_vocab))?.reshape(target_vocab)?
+        } else {
+            Tensor::zeros(target_vocab, dtype, device)?
+        };
+
+        let encoder = (0..config.encoder_layers)
+            .map(|i| {
+                let p = format!("encoder.layers.{i}");
+                let proj =
+                    attention_proj(w, &format!("{p}.self_attn"), d, &["q_proj", "k_proj", "v_proj", "out_proj"])?;
+                Ok(EncoderLayer {
+                    qkv: Linear::stack(&proj[..3])?,
+                    out: proj[3].clone(),
+                    attn_norm: LayerNorm::load(w, &name(w, &format!("{p}.self_attn_layer_norm")), d, LAYER_NORM_EPS)?,
+                    fc1: Linear::load(w, &name(w, &format!("{p}.fc1")), d, config.encoder_ffn_dim, true)?,
+                    fc2: Linear::load(w, &name(w, &format!("{p}.fc2")), config.encoder_ffn_dim, d, true)?,
+                    ffn_norm: LayerNorm::load(w, &name(w, &format!("{p}.final_layer_norm")), d, LAYER_NORM_EPS)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let decoder = (0..config.decoder_layers)
+            .map(|i| {
+                let p = format!("decoder.layers.{i}");
+                let own = attention_proj(w, &format!("{p}.self_attn"), d, &["q_proj", "k_proj", "v_proj", "out_proj"])?;
+                let cross =
+                    attention_proj(w, &format!("{p}.encoder_attn"), d, &["q_proj", "k_proj", "v_proj", "out_proj"])?;
+                Ok(DecoderLayer {
+                    qkv: Linear::stack(&own[..3])?,
+                    out: own[3].clone(),
+                    self_norm: LayerNorm::load(w, &name(w, &format!("{p}.self_attn_layer_norm")), d, LAYER_NORM_EPS)?,
+                    cross_q: cross[0].clone(),
+                    cross_kv: Linear::stack(&cross[1..3])?,
+                    cross_out: cross[3].clone(),
+                    cross_norm: LayerNorm::load(
+                        w,
+                        &name(w, &format!("{p}.encoder_attn_layer_norm")),
+                        d,
+                        LAYER_NORM_EPS,
+                    )?,
+                    fc1: Linear::load(w, &name(w, &format!("{p}.fc1")), d, config.decoder_ffn_dim, true)?,
+                    fc2: Linear::load(w, &name(w, &format!("{p}.fc2")), config.decoder_ffn_dim, d, true)?,
+                    ffn_norm: LayerNorm::load(w, &name(w, &format!("{p}.final_layer_norm")), d, LAYER_NORM_EPS)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+
+        // The sinusoids are static, but a checkpoint that stores them is read, as the reference reads it.
+        let max_positions = config.max_position_embeddings;
+        let computed = sinusoidal_positions(max_positions, d)?.to_dtype(dtype)?.to_device(device)?;
+        let stored = |side: &str| {
+            let key = name(w, &format!("{side}.embed_positions.weight"));
+            if w.contains(&key) {
+                w.get(&key, (max_positions, d))
+            } else {
+                Ok(computed.clone())
+            }
+        };
+        let encoder_positions = stored("encoder")?;
+        let decoder_positions = stored("decoder")?;
+        Ok(Self {
+            spec: Seq2SeqSpec {
+                vocab_size: target_vocab,
+                pad_token_id: config.pad_token_id,
+                decoder_start_token_id: config.decoder_start_token_id,
+                max_source_tokens: Some(max_positions),
+                // The start token takes position 0.
+                max_target_tokens: Some(max_positions - 1),
+            },
+            device: device.clone(),
+            dtype,
+            d_model: d,
+            encoder_heads: config.encoder_attention_heads,
+            decoder_heads: config.decoder_attention_heads,
+            activation,
+            embed_scale: if config.scale_embedding { (d as f64).sqrt() } else { 1.0 },
+            encoder_embed,
+            decoder_embed,
+            lm_head_t: lm_head.t()?.contiguous()?,
+            final_logits_bias,
+            encoder_positions,
+            decoder_positions,
+            encoder,
+            decoder,
+        })
+    }
+
+    fn embed_tokens(
+        &self,
+        table: &Tensor,
+        positions: &Tensor,
+        ids: &Tensor,
+        offset: usize,
+    ) -> Result<Tensor, ModelError> {
+        let len = ids.dim(1)?;
+        let positions = positions.narrow(0, offset, len)?;
+        let x = embed(table, ids)?;
+        let x = if self.embed_scale != 1.0 { (x * self.embed_scale)? } else { x };
+        Ok(x.broadcast_add(&positions)?)
+    }
+
+    fn ffn(&self, fc1: &Linear, fc2: &Linear, x: &Tensor) -> Result<Tensor, ModelError> {
+        fc2.forward(&self.activation.apply(&fc1.forward(x)?)?)
+    }
+}
+
+impl Seq2Seq for Marian {
+    fn spec(&self) -> &Seq2SeqSpec {
+        &self.spec
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn encode(&self, batch: &SourceBatch) -> Result<Tensor, ModelError> {
+        let (_, len) = batch.ids.dims2()?;
+        let max = self.encoder_positions.dim(0)?;
+        if len > max {
+            return Err(ModelError::Input(format!(
+                "source of {len} tokens is longer than the model's {max} positions"
+            )));
+        }
+        let mask = padding_bias(&batch.mask, self.dtype)?;
+        let scale = 1.0 / ((self.d_model / self.encoder_heads) as f64).sqrt();
+        let mut x = self.embed_tokens(&self.encoder_embed, &self.encoder_positions, &batch.ids, 0)?;
+        for layer in &self.encoder {
+            let qkv = layer.qkv.forward(&x)?;
+            let d = self.d_model;
+            let q = split_heads(&qkv.narrow(2, 0, d)?, self.encoder_heads)?;
+            let k = split_heads(&qkv.narrow(2, d, d)?, self.encoder_heads)?;
+            let v = split_heads(&qkv.narrow(2, 2 * d, d)?, self.encoder_heads)?;
+            let a = layer.out.forward(&merge_heads(&attention(&q, &k, &v, scale, Some(&mask))?)?)?;
+            x = layer.attn_norm.forward(&(x + a)?)?;
+            let h = self.ffn(&layer.fc1, &layer.fc2, &x)?;
+            x = layer.ffn_norm.forward(&(x + h)?)?;
+        }
+        Ok(x)
+    }
+
+    fn start_decoding(
+        &self,
+        encoded: &Tensor,
+        batch: &SourceBatch,
+        group: usize,
+        capacity: usize,
+    ) -> Result<DecoderState, ModelError> {
+        let d = self.d_model;
+        let cross = self
+            .decoder
+            .iter()
+            .map(|layer| {
+                let kv = layer.cross_kv.forward(encoded)?;
+                Ok((
+                    split_heads(&kv.narrow(2, 0, d)?, self.decoder_heads)?,
+                    split_heads(&kv.narrow(2, d, d)?, self.decoder_heads)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let mask = padding_bias(&batch.mask, self.dtype)?;
+        DecoderState::new(cross, mask, group, (self.decoder_heads, d / self.decoder_heads), capacity)
+    }
+
+    fn decode(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor, ModelError> {
+        let (rows, steps) = tokens.dims2()?;
+        let past = state.len;
+        let max = self.decoder_positions.dim(0)?;
+        if past + steps > max {
+            let total = past + steps;
+            return Err(ModelError::Input(format!(
+                "target of {total} tokens is longer than the model's {max} positions"
+            )));
+        }
+        state.reserve(steps)?;
+        let d = self.d_model;
+        let heads = self.decoder_heads;
+        let scale = 1.0 / ((d / heads) as f64).sqrt();
+        let items = state.items();
+        let group = state.group;
+        let causal = if steps > 1 { Some(causal_bias(past, steps, self.dtype, &self.device)?) } else { None };
+        let mut x = self.embed_tokens(&self.decoder_embed, &self.decoder_positions, tokens, past)?;
+        for (i, layer) in self.decoder.iter().enumerate() {
+            let qkv = layer.qkv.forward(&x)?;
+            let q = split_heads(&qkv.narrow(2, 0, d)?, heads)?;
+            let k = split_heads(&qkv.narrow(2, d, d)?, heads)?;
+            let v = split_heads(&qkv.narrow(2, 2 * d, d)?, heads)?;
+            let (k, v) = state.append_self(i, &k, &v)?;
+            let a = layer.out.forward(&merge_heads(&attention(&q, &k, &v, scale, causal.as_ref())?)?)?;
+            x = layer.self_norm.forward(&(x + a)?)?;
+
+            // The `group` rows of an item attend to its encoder states together: [items, heads, group*steps, hd].
+            let q = layer.cross_q.forward(&x)?.reshape((items, group * steps, d))?;
+            let q = split_heads(&q, heads)?;
+            let cache = &state.layers[i];
+            let c = attention(&q, &cache.cross_k, &cache.cross_v, scale, Some(&state.cross_mask))?;
+            let c = merge_heads(&c)?.reshape((rows, steps, d))?;
+            x = layer.cross_norm.forward(&(x + layer.cross_out.forward(&c)?)?)?;
+
+            let h = self.ffn(&layer.fc1, &layer.fc2, &x)?;
+            x = layer.ffn_norm.forward(&(x + h)?)?;
+        }
+        state.len += steps;
+        let logits = x.reshape((rows * steps, d))?.matmul(&self.lm_head_t)?.broadcast_add(&self.final_logits_bias)?;
+        Ok(logits.reshape((rows, steps, self.spec.vocab_size))?.to_dtype(DType::F32)?)
+    }
+}
+
+/// `MarianSinusoidalPositionalEmbedding`: sines of `pos / 10000^(2⌊j/2⌋/dim)` for even `j` in the first half,
+/// cosines for odd `j` in the second, computed in f64 as numpy does and rounded to f32.
+pub fn sinusoidal_positions(n_pos: usize, dim: usize) -> Result<Tensor, ModelError> {
+    let sentinel = dim.div_ceil(2);
+    let mut table = vec![0f32; n_pos * dim];
+    for pos in 0..n_pos {
+        let row = &mut table[pos * dim..(pos + 1) * dim];
+        for j in 0..dim {
+            let angle = pos as f64 / 10000f64.powf((2 * (j / 2)) as f64 / dim as f64);
+            if j % 2 == 0 {
+                row[j / 2] = angle.sin() as f32;
+            } else {
+                row[sentinel + j / 2] = angle.cos() as f32;
+            }
+        }
+    }
+    Ok(Tensor::from_vec(table, (n_pos, dim), &Device::Cpu)?)
+}

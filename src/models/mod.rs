@@ -1,0 +1,196 @@
+//! Seq2seq architectures on candle (Marian, T5) and their loading: files, configs, weights, devices.
+
+pub mod cache;
+pub mod config;
+pub mod hub;
+pub mod layers;
+pub mod marian;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use serde::de::DeserializeOwned;
+
+pub use cache::DecoderState;
+pub use config::GenerationConfig;
+pub use hub::{ModelFiles, ModelSource};
+
+/// What can go wrong loading or running a model. Every file error names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: missing {what}", path.display())]
+    Missing { path: PathBuf, what: String },
+    #[error("{}: corrupt: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{}: unsupported: {reason}", path.display())]
+    Unsupported { path: PathBuf, reason: String },
+    #[error("{}: tensor {name} is missing", path.display())]
+    MissingTensor { path: PathBuf, name: String },
+    #[error("{}: tensor {name} has shape {found:?}, the config implies {expected:?}", path.display())]
+    TensorShape { path: PathBuf, name: String, expected: Vec<usize>, found: Vec<usize> },
+    #[error("model {model}: {reason}")]
+    Hub { model: String, reason: String },
+    #[error("device {0}")]
+    Device(String),
+    #[error("input: {0}")]
+    Input(String),
+    #[error("tensor computation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
+}
+
+impl ModelError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.to_path_buf(), source }
+    }
+
+    pub(crate) fn corrupt(path: &Path, reason: String) -> Self {
+        Self::Corrupt { path: path.to_path_buf(), reason }
+    }
+}
+
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ModelError::Missing { path: path.to_path_buf(), what: "file".into() })
+        }
+        Err(e) => return Err(ModelError::io(path, e)),
+    };
+    serde_json::from_str(&text).map_err(|e| ModelError::corrupt(path, e.to_string()))
+}
+
+/// Parses `cpu`, `cuda` or `cuda:N`. CUDA needs a build with `--features cuda` and a visible GPU.
+pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
+    let spec = spec.trim().to_ascii_lowercase();
+    if spec == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = match spec.as_str() {
+        "cuda" | "gpu" => 0,
+        s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => return Err(ModelError::Device(format!("{spec:?} is not one of cpu, cuda, cuda:N"))),
+        },
+    };
+    if !candle_core::utils::cuda_is_available() {
+        return Err(ModelError::Device(format!(
+            "{spec}: this build of brief has no CUDA support; rebuild with `cargo build --release --features cuda`"
+        )));
+    }
+    Device::new_cuda(ordinal).map_err(|e| ModelError::Device(format!("{spec}: {e}")))
+}
+
+/// Parses `f32`, `f16` or `bf16`.
+pub fn parse_dtype(spec: &str) -> Result<DType, ModelError> {
+    match spec.trim().to_ascii_lowercase().as_str() {
+        "f32" | "float32" => Ok(DType::F32),
+        "f16" | "float16" => Ok(DType::F16),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        other => Err(ModelError::Device(format!("dtype {other:?} is not one of f32, f16, bf16"))),
+    }
+}
+
+/// Token ids of a padded source batch: `ids` and `mask` are `[batch, len]` (mask 1 for tokens, 0 for padding).
+pub struct SourceBatch {
+    pub ids: Tensor,
+    pub mask: Tensor,
+    pub lengths: Vec<usize>,
+}
+
+impl SourceBatch {
+    /// Right-pads `sequences` with `pad` into one batch on `device`.
+    pub fn new(sequences: &[Vec<u32>], pad: u32, device: &Device) -> Result<Self, ModelError> {
+        let len = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        if len == 0 {
+            return Err(ModelError::Input("empty source batch".into()));
+        }
+        let mut ids = Vec::with_capacity(sequences.len() * len);
+        let mut mask = Vec::with_capacity(sequences.len() * len);
+        for s in sequences {
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(pad, len - s.len()));
+            mask.extend(std::iter::repeat_n(1u8, s.len()));
+            mask.extend(std::iter::repeat_n(0u8, len - s.len()));
+        }
+        let shape = (sequences.len(), len);
+        Ok(Self {
+            ids: Tensor::from_vec(ids, shape, device)?,
+            mask: Tensor::from_vec(mask, shape, device)?,
+            lengths: sequences.iter().map(Vec::len).collect(),
+        })
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.lengths.len()
+    }
+}
+
+/// The fixed facts about a seq2seq model that search and batching need.
+#[derive(Debug, Clone)]
+pub struct Seq2SeqSpec {
+    /// Width of the logits (decoder vocabulary).
+    pub vocab_size: usize,
+    pub pad_token_id: u32,
+    pub decoder_start_token_id: u32,
+    /// Longest source the encoder accepts, in tokens (including `</s>`); `None` when unbounded.
+    pub max_source_tokens: Option<usize>,
+    /// Longest target the decoder accepts, in tokens after the start token; `None` when unbounded.
+    pub max_target_tokens: Option<usize>,
+}
+
+/// An encoder-decoder model as the search sees it. The encoder runs once per batch; the decoder appends tokens
+/// to a [`DecoderState`] whose caches it owns the layout of.
+pub trait Seq2Seq {
+    fn spec(&self) -> &Seq2SeqSpec;
+    fn device(&self) -> &Device;
+    /// Encoder hidden states `[batch, len, d_model]`.
+    fn encode(&self, batch: &SourceBatch) -> Result<Tensor, ModelError>;
+    /// A decoder state for `group` hypotheses per source row (beams), with room for `capacity` target tokens.
+    fn start_decoding(
+        &self,
+        encoded: &Tensor,
+        batch: &SourceBatch,
+        group: usize,
+        capacity: usize,
+    ) -> Result<DecoderState, ModelError>;
+    /// Feeds `tokens` (`[rows, steps]`) and returns logits `[rows, steps, vocab]` in f32.
+    fn decode(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor, ModelError>;
+}
+
+/// A loaded model with its generation defaults.
+pub struct LoadedModel {
+    pub model: Box<dyn Seq2Seq + Send>,
+    pub generation: GenerationConfig,
+    /// `model_type` from `config.json` (`marian`, `t5`, ...).
+    pub model_type: String,
+    pub files: ModelFiles,
+}
+
+/// Loads the model in `files.dir` for `device`, computing in `dtype`. The architecture comes from
+/// `config.json`'s `model_type`.
+pub fn load(files: &ModelFiles, device: &Device, dtype: DType) -> Result<LoadedModel, ModelError> {
+    let config_path = files.dir.join("config.json");
+    let config_json: serde_json::Value = read_json(&config_path)?;
+    let model_type = config_json.get("model_type").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let generation = GenerationConfig::load(&files.dir, &config_json)?;
+    let weight_files = weights::WeightFiles::find(&files.dir)?;
+    let model: Box<dyn Seq2Seq + Send> = match model_type.as_str() {
+        "marian" => {
+            let config: config::MarianConfig = serde_json::from_value(config_json.clone())
+                .map_err(|e| ModelError::corrupt(&config_path, e.to_string()))?;
+            config.validate().map_err(|reason| ModelError::Unsupported { path: config_path.clone(), reason })?;
+            let weights = weights::Weights::load(&weight_files, dtype, device)?;
+            Box::new(marian::Marian::load(&config, &weights, dtype, device)?)
+        }
+        other => {
+            return Err(ModelError::Unsupported {
+                path: config_path,
+                reason: format!("model_type {other:?} (supported: marian)"),
+            })
+        }
+    };
+    Ok(LoadedModel { model, generation, model_type, files: files.clone() })
+}

@@ -1,0 +1,183 @@
+//! Reading checkpoint tensors: `model.safetensors` (single or sharded) or `pytorch_model.bin`, converted to one dtype.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Shape, Tensor};
+use serde::Deserialize;
+
+use super::ModelError;
+
+/// The weight files found in a model directory, in the order of preference of `transformers`.
+#[derive(Debug, Clone)]
+pub enum WeightFiles {
+    Safetensors(PathBuf),
+    Sharded { index: PathBuf, shards: Vec<PathBuf> },
+    PytorchBin(PathBuf),
+}
+
+pub const SAFETENSORS: &str = "model.safetensors";
+pub const SAFETENSORS_INDEX: &str = "model.safetensors.index.json";
+pub const PYTORCH_BIN: &str = "pytorch_model.bin";
+
+#[derive(Deserialize)]
+struct ShardIndex {
+    weight_map: HashMap<String, String>,
+}
+
+impl WeightFiles {
+    /// Finds the weights in `dir`: an error names what was looked for when nothing is there.
+    pub fn find(dir: &Path) -> Result<Self, ModelError> {
+        let single = dir.join(SAFETENSORS);
+        let index = dir.join(SAFETENSORS_INDEX);
+        let bin = dir.join(PYTORCH_BIN);
+        if single.is_file() {
+            Ok(Self::Safetensors(single))
+        } else if index.is_file() {
+            let shards = shard_names(&index)?.into_iter().map(|name| dir.join(name)).collect();
+            Ok(Self::Sharded { index, shards })
+        } else if bin.is_file() {
+            Ok(Self::PytorchBin(bin))
+        } else {
+            Err(ModelError::Missing {
+                path: dir.to_path_buf(),
+                what: format!("model weights ({SAFETENSORS}, {SAFETENSORS_INDEX} with shards, or {PYTORCH_BIN})"),
+            })
+        }
+    }
+
+    /// Every file that holds tensors (for digests and error messages).
+    pub fn paths(&self) -> Vec<&Path> {
+        match self {
+            Self::Safetensors(p) | Self::PytorchBin(p) => vec![p.as_path()],
+            Self::Sharded { index, shards } => {
+                std::iter::once(index.as_path()).chain(shards.iter().map(PathBuf::as_path)).collect()
+            }
+        }
+    }
+}
+
+/// The shard file names listed by a `model.safetensors.index.json`.
+pub fn shard_names(index: &Path) -> Result<Vec<String>, ModelError> {
+    let parsed: ShardIndex = super::read_json(index)?;
+    let names: BTreeSet<String> = parsed.weight_map.into_values().collect();
+    if names.is_empty() {
+        return Err(ModelError::corrupt(index, "weight_map is empty".into()));
+    }
+    if let Some(bad) = names.iter().find(|n| n.contains('/') || n.contains('\\') || n.starts_with('.')) {
+        return Err(ModelError::corrupt(index, format!("shard name {bad:?} is not a plain file name")));
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// All tensors of a checkpoint, by name, with the file each came from.
+pub struct Weights {
+    tensors: HashMap<String, (Tensor, usize)>,
+    files: Vec<PathBuf>,
+    dtype: DType,
+    device: Device,
+}
+
+impl Weights {
+    /// Loads every tensor; `dtype` and `device` are those the model computes in.
+    pub fn load(files: &WeightFiles, dtype: DType, device: &Device) -> Result<Self, ModelError> {
+        let mut tensors = HashMap::new();
+        let mut paths = Vec::new();
+        let mut add = |path: &Path, list: Vec<(String, Tensor)>| {
+            paths.push(path.to_path_buf());
+            for (name, t) in list {
+                tensors.insert(name, (t, paths.len() - 1));
+            }
+        };
+        match files {
+            WeightFiles::Safetensors(p) => add(p, read_safetensors(p)?),
+            WeightFiles::Sharded { shards, .. } => {
+                for p in shards {
+                    if !p.is_file() {
+                        return Err(ModelError::Missing {
+                            path: p.clone(),
+                            what: "a weight shard named by the index".into(),
+                        });
+                    }
+                    add(p, read_safetensors(p)?);
+                }
+            }
+            WeightFiles::PytorchBin(p) => {
+                let list = candle_core::pickle::read_all(p).map_err(|e| ModelError::corrupt(p, e.to_string()))?;
+                if list.is_empty() {
+                    return Err(ModelError::corrupt(p, "no tensors found".into()));
+                }
+                add(p, list)
+            }
+        }
+        Ok(Self { tensors, files: paths, dtype, device: device.clone() })
+    }
+
+    /// Whether any tensor name starts with `prefix`.
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        self.tensors.keys().any(|k| k.starts_with(prefix))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    fn describe_files(&self) -> PathBuf {
+        match self.files.as_slice() {
+            [one] => one.clone(),
+            _ => self.files.first().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default(),
+        }
+    }
+
+    /// The tensor `name`, checked against `shape` and converted to the model's dtype and device.
+    pub fn get(&self, name: &str, shape: impl Into<Shape>) -> Result<Tensor, ModelError> {
+        let shape = shape.into();
+        let (t, file) = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| ModelError::MissingTensor { path: self.describe_files(), name: name.to_string() })?;
+        if t.shape() != &shape {
+            return Err(ModelError::TensorShape {
+                path: self.files[*file].clone(),
+                name: name.to_string(),
+                expected: shape.dims().to_vec(),
+                found: t.dims().to_vec(),
+            });
+        }
+        let t = t.to_dtype(self.dtype)?.to_device(&self.device)?;
+        Ok(t)
+    }
+
+    /// The first of `names` that the checkpoint has.
+    pub fn get_first(&self, names: &[&str], shape: impl Into<Shape>) -> Result<Tensor, ModelError> {
+        let name = names.iter().find(|n| self.contains(n)).unwrap_or(&names[0]);
+        self.get(name, shape)
+    }
+}
+
+fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>, ModelError> {
+    let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ModelError::corrupt(path, e.to_string()))?;
+    let mut out = Vec::with_capacity(st.len());
+    for (name, view) in st.tensors() {
+        let t =
+            tensor_from_view(&view).map_err(|reason| ModelError::corrupt(path, format!("tensor {name}: {reason}")))?;
+        out.push((name, t));
+    }
+    Ok(out)
+}
+
+fn tensor_from_view(view: &safetensors::tensor::TensorView<'_>) -> Result<Tensor, String> {
+    use safetensors::Dtype as S;
+    let dtype = match view.dtype() {
+        S::F32 => DType::F32,
+        S::F16 => DType::F16,
+        S::BF16 => DType::BF16,
+        S::F64 => DType::F64,
+        S::I64 => DType::I64,
+        S::U8 => DType::U8,
+        S::U32 => DType::U32,
+        other => return Err(format!("dtype {other:?} is not supported")),
+    };
+    Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu).map_err(|e| e.to_string())
+}
