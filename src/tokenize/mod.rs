@@ -1,6 +1,7 @@
-//! Text ↔ token ids for the models: Marian spm pairs and `tokenizer.json`.
+//! Text ↔ token ids for the models (Marian spm pairs, `tokenizer.json`), and article segmentation.
 
 pub mod marian;
+pub mod segment;
 pub mod spm;
 
 use std::path::{Path, PathBuf};

@@ -42,3 +42,16 @@ pub fn marian_model_dir(name: &str, tmp: &Path) -> PathBuf {
     }
     dir
 }
+
+/// An engine on a Marian fixture, on the CPU.
+pub fn marian_engine(name: &str, tmp: &Path) -> brief::engine::Engine {
+    let dir = marian_model_dir(name, tmp);
+    let config = brief::engine::EngineConfig {
+        source: brief::models::ModelSource::Local(dir),
+        device: candle_core::Device::Cpu,
+        dtype: candle_core::DType::F32,
+        batch: brief::engine::BatchLimits::default(),
+        progress: false,
+    };
+    brief::engine::Engine::load(&config).unwrap()
+}
