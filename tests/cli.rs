@@ -1,0 +1,116 @@
+//! The `brief translate` command as a user runs it: exit codes, one line out per line in, UTF-8 errors, and
+//! option errors that name the problem.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn brief(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_brief"))
+        .args(args)
+        .env_remove("BRIEF_TRANSLATE_MODEL")
+        .env("HF_HUB_OFFLINE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn tiny() -> String {
+    common::fixtures().join("marian").join("tiny").display().to_string()
+}
+
+#[test]
+fn lines_mode_prints_exactly_one_line_per_input_line() {
+    let input = "Harga beras naik lagi.\n\nPresiden meresmikan bendungan baru di Subang.\n   \nYa.\n";
+    let out =
+        brief(&["translate", "--model", &tiny(), "--lines", "--beams", "2", "--max-new-tokens", "6"], input.as_bytes());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.split_terminator('\n').collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[1], "");
+    assert_eq!(lines[3], "");
+}
+
+#[test]
+fn document_mode_keeps_the_line_structure_of_a_seed_article() {
+    let seed = common::shared().join("seeds").join("001_cb28f318b6ed366c.txt");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::marian_model_dir("opus-shape", tmp.path());
+    let out = brief(
+        &[
+            "translate",
+            "--model",
+            model.to_str().unwrap(),
+            "--beams",
+            "1",
+            "--max-new-tokens",
+            "4",
+            seed.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let source = std::fs::read_to_string(&seed).unwrap();
+    let english = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(english.split('\n').count(), source.split('\n').count());
+    for (src, en) in source.split('\n').zip(english.split('\n')) {
+        // (A random-weight model may answer a real line with an immediate end token, so only blank lines are
+        // known in advance.)
+        if src.trim().is_empty() {
+            assert_eq!(en, src, "blank lines stay as they are");
+        }
+    }
+}
+
+#[test]
+fn input_that_is_not_utf8_is_rejected_with_its_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("latin1.txt");
+    std::fs::write(&file, b"Harga beras naik \xe9 lagi.\n").unwrap();
+    let out = brief(&["translate", "--model", &tiny(), file.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not UTF-8 text (invalid byte at offset 17)"), "{stderr}");
+    let out = brief(&["translate", "--model", &tiny()], b"\xff\xfe");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("standard input is not UTF-8"));
+}
+
+#[test]
+fn bad_options_and_models_fail_with_a_message_not_a_panic() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["translate", "--model", "/no/such/model"], "missing model directory"),
+        (&["translate", "--model", "brief-test/not-cached"], "HF_HUB_OFFLINE"),
+        (&["translate", "--beams", "0"], "beams must be at least 1"),
+        (&["translate", "--max-new-tokens", "100000"], "new tokens fit this model"),
+        (&["translate", "--device", "cuda"], "no CUDA support"),
+        (&["translate", "--device", "tpu"], "not one of cpu, cuda, cuda:N"),
+        (&["translate", "--dtype", "bf16"], "the CPU computes in f32"),
+        (&["translate", "--batch-size", "0"], "must be positive"),
+    ];
+    for (args, needle) in cases {
+        let mut args = args.to_vec();
+        let model = tiny();
+        if !args.contains(&"--model") {
+            args.extend(["--model", model.as_str()]);
+        }
+        let out = brief(&args, b"Halo.\n");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr:?} should mention {needle:?}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn models_lists_the_manifest() {
+    let out = brief(&["models"], b"");
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("Helsinki-NLP/opus-mt-id-en") && stdout.contains("google/flan-t5-base"), "{stdout}");
+}
