@@ -11,6 +11,10 @@ fixtures it writes are committed. What it writes:
       A random-weight MarianMT model (config.json, generation_config.json, weights, tokenizer files unless it uses
       the real opus-mt-id-en tokenizer), expected.json (inputs, generate() outputs per case, decoded texts) and
       logits.safetensors (teacher-forced logits on the greedy outputs, for the relative-error check).
+  tests/fixtures/t5/<name>/
+      The same for random-weight T5 models (v1.0: relu, tied and rescaled output; v1.1/FLAN: gated-gelu, separate
+      lm_head; mT5), with a tokenizer.json made here from a SentencePiece model trained on evaldata English text,
+      and the reference's relative-position buckets.
 
 Random weights give near-tied logits, so weights are drawn with unit-scale variance; every case is also run in
 float64 and must give the same tokens, which shows no decision is knife-edge at float32 precision.
@@ -29,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from transformers import GenerationConfig, MarianConfig, MarianMTModel, MarianTokenizer
+from transformers import (GenerationConfig, MarianConfig, MarianMTModel, MarianTokenizer, T5Config,
+                          T5ForConditionalGeneration, T5Tokenizer)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = (ROOT / ".." / "shared").resolve()
@@ -371,6 +376,194 @@ def marian_fixtures():
                            tokenizer_dir=tokdir, save=lambda m, d: (save_safetensors_bf16(m, d), copy_tok(tokdir, d)))
 
 
+EN_SUMMARY_TEXTS = [
+    "summarize: Rice prices rose again.",
+    "summarize: President Joko Widodo inaugurated the Sadawarna Dam in Subang Regency, West Java, on Tuesday. The "
+    "dam was built with a budget of 1.25 trillion rupiah and is expected to irrigate thousands of hectares of rice "
+    "fields. Farmers in the region said they hoped the new reservoir would end years of drought, while officials "
+    "promised that the water would also supply nearby towns. Construction began in 2019 and was delayed twice.",
+    "summarize: The central bank kept its benchmark rate unchanged on Thursday, citing stable inflation.",
+    "summarize: Yes.",
+]
+
+
+def build_t5_tokenizer(dest, extra_ids):
+    """A T5 tokenizer.json: SentencePiece unigram trained on evaldata English, converted by transformers."""
+    import sentencepiece as spm
+
+    lines = (SHARED / "evaldata" / "mt" / "panl_news_valid.en").read_text(encoding="utf-8").splitlines()[:1500]
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = Path(tmp) / "spiece"
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines), model_prefix=str(prefix), vocab_size=400, model_type="unigram",
+            character_coverage=1.0, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, num_threads=1, minloglevel=2,
+        )
+        # transformers converts a directory's spiece.model into its tokenizers (fast) form on load.
+        spm_dir = Path(tmp) / "spm"
+        spm_dir.mkdir()
+        shutil.copy(str(prefix) + ".model", spm_dir / "spiece.model")
+        tok = T5Tokenizer.from_pretrained(str(spm_dir), extra_ids=extra_ids)
+        assert len(tok) == 400 + extra_ids, len(tok)
+        tok.save_pretrained(str(dest))
+    for leftover in ("spiece.model",):
+        if (dest / leftover).exists():
+            (dest / leftover).unlink()
+    return T5Tokenizer.from_pretrained(str(dest))
+
+
+def randomize_t5(model, seed, eos_id, eos_scale):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layer_norm" in name:
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+            elif "relative_attention_bias" in name:
+                p.copy_(torch.randn(p.shape, generator=g))
+            elif name in ("shared.weight", "lm_head.weight"):
+                w = torch.randn(p.shape, generator=g)
+                p.copy_(w / w.norm(dim=1, keepdim=True) * 3.0)
+            elif p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=g) / p.shape[1] ** 0.5)
+        head = model.lm_head.weight
+        head[eos_id] *= eos_scale
+        for ln in [model.decoder.final_layer_norm.weight]:
+            ln.mul_(4.0)
+
+
+def save_t5(model, dest, untied_head):
+    """save_pretrained, then (for v1.1) the separate lm_head written in, as real FLAN-T5 checkpoints have it:
+    transformers 5.17's T5Config always ties on save, but loads an untied checkpoint correctly."""
+    model.save_pretrained(str(dest))
+    if untied_head is not None:
+        from safetensors.torch import load_file
+
+        path = dest / "model.safetensors"
+        tensors = load_file(str(path))
+        tensors["lm_head.weight"] = untied_head.contiguous()
+        save_file(tensors, str(path), metadata={"format": "pt"})
+        config = json.loads((dest / "config.json").read_text())
+        config["tie_word_embeddings"] = False
+        # As in the FLAN-T5 and mT5 configs on the hub: no scale_decoder_outputs key, so the output is not rescaled.
+        config.pop("scale_decoder_outputs", None)
+        (dest / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def bucket_table(num_buckets, max_distance):
+    from transformers.models.t5.modeling_t5 import T5Attention
+
+    rel = torch.arange(-600, 601)
+    return {
+        "num_buckets": num_buckets, "max_distance": max_distance, "relative": rel.tolist(),
+        "bidirectional": T5Attention._relative_position_bucket(rel, True, num_buckets, max_distance).tolist(),
+        "unidirectional": T5Attention._relative_position_bucket(rel, False, num_buckets, max_distance).tolist(),
+    }
+
+
+def write_t5_model(name, config_kwargs, seed, untied, model_type, cases):
+    dest = ROOT / "tests" / "fixtures" / "t5" / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    tok = build_t5_tokenizer(dest, extra_ids=8)
+    batch = tok(EN_SUMMARY_TEXTS, return_tensors="pt", padding=True)
+    config_kwargs = dict(config_kwargs, vocab_size=len(tok), pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    for eos_scale in [1.0 + x / 4 for x in range(0, 20)]:
+        torch.manual_seed(seed)
+        model = T5ForConditionalGeneration(T5Config(**config_kwargs)).eval()
+        randomize_t5(model, seed, 1, eos_scale)
+        head = torch.randn(model.lm_head.weight.shape, generator=torch.Generator().manual_seed(seed + 100)) if untied else None
+        if head is not None:
+            head = head / head.norm(dim=1, keepdim=True) * 3.0
+            head[1] *= eos_scale
+        with tempfile.TemporaryDirectory() as tmp:
+            save_t5(model, Path(tmp), head)
+            probe = T5ForConditionalGeneration.from_pretrained(tmp, dtype=torch.float32).eval()
+            with torch.no_grad():
+                out = probe.generate(**batch, num_beams=1, max_new_tokens=24, do_sample=False)
+        lengths = [r.index(1) + 1 if 1 in r else len(r) for r in rows(out)]
+        if not (min(lengths) < 20 and max(lengths) >= 5 and len(set(lengths)) >= 2):
+            continue
+        for f in dest.iterdir():
+            if f.name.endswith(".safetensors") or f.name in ("config.json", "generation_config.json"):
+                f.unlink()
+        save_t5(model, dest, head)
+        if model_type != "t5":
+            config = json.loads((dest / "config.json").read_text())
+            config["model_type"] = model_type
+            config["architectures"] = ["MT5ForConditionalGeneration"]
+            (dest / "config.json").write_text(json.dumps(config, indent=2))
+        ref = T5ForConditionalGeneration.from_pretrained(str(dest), dtype=torch.float32).eval()
+        ref64 = T5ForConditionalGeneration.from_pretrained(str(dest), dtype=torch.float64).eval()
+        try:
+            results = []
+            for case in cases:
+                o = ref.generate(**batch, do_sample=False, **case["options"])
+                o64 = ref64.generate(**batch, do_sample=False, **case["options"])
+                if o.tolist() != o64.tolist():
+                    raise KnifeEdge(f"case {case['name']}: float32 and float64 disagree")
+                results.append({"name": case["name"], "options": case["options"], "outputs": rows(o),
+                                "texts": tok.batch_decode(o, skip_special_tokens=True)})
+        except KnifeEdge as e:
+            print(f"{name}: eos scale {eos_scale}: {e}; trying the next", file=sys.stderr)
+            continue
+        greedy = results[0]
+        decoder_input_ids = torch.tensor([[0] + r for r in greedy["outputs"]])
+        with torch.no_grad():
+            logits = ref(**batch, decoder_input_ids=decoder_input_ids).logits
+        save_file({
+            "input_ids": batch["input_ids"].to(torch.int64),
+            "attention_mask": batch["attention_mask"].to(torch.int64),
+            "decoder_input_ids": decoder_input_ids.to(torch.int64),
+            "columns": torch.arange(logits.shape[-1], dtype=torch.int64),
+            "logits": logits.to(torch.float32).contiguous(),
+        }, str(dest / "logits.safetensors"))
+        expected = {
+            "model": name,
+            "reference": f"transformers {__import__('transformers').__version__}, torch {torch.__version__}",
+            "tokenizer": "fixture",
+            "source_texts": EN_SUMMARY_TEXTS,
+            "input_ids": [[i for i, m in zip(ids, mask) if m] for ids, mask in
+                          zip(batch["input_ids"].tolist(), batch["attention_mask"].tolist())],
+            "cases": results,
+            "buckets": [bucket_table(config_kwargs["relative_attention_num_buckets"],
+                                     config_kwargs["relative_attention_max_distance"]), bucket_table(32, 128)],
+        }
+        (dest / "expected.json").write_text(json.dumps(expected, ensure_ascii=False, indent=1))
+        lens = [[o.index(1) + 1 if 1 in o else len(o) for o in r["outputs"]] for r in results]
+        print(f"{name}: output lengths per case {lens}", file=sys.stderr)
+        return
+    raise SystemExit(f"{name}: no end-token scale gives varied, robust outputs")
+
+
+def t5_fixtures():
+    cases = [
+        {"name": "greedy", "options": {"num_beams": 1, "max_new_tokens": 24}},
+        {"name": "beam4", "options": {"num_beams": 4, "max_new_tokens": 24}},
+        {"name": "beam4-ngram3-min", "options": {"num_beams": 4, "max_new_tokens": 30, "no_repeat_ngram_size": 3,
+                                                 "min_length": 12}},
+        {"name": "summarization-style", "options": {"num_beams": 4, "max_new_tokens": 30, "no_repeat_ngram_size": 3,
+                                                    "min_new_tokens": 6, "length_penalty": 2.0,
+                                                    "early_stopping": True}},
+        {"name": "greedy-ngram2-min", "options": {"num_beams": 1, "max_new_tokens": 20, "no_repeat_ngram_size": 2,
+                                                  "min_length": 8}},
+    ]
+    # T5 v1.0: relu feed-forward, tied output embedding with d_model^-0.5 rescaling; few buckets, short distance.
+    write_t5_model("t5-v1_0", dict(d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=2, num_decoder_layers=2,
+                                   feed_forward_proj="relu", relative_attention_num_buckets=16,
+                                   relative_attention_max_distance=32), seed=5, untied=False, model_type="t5",
+                   cases=cases)
+    # T5 v1.1 / FLAN-T5: gated-gelu, separate lm_head; d_kv * heads != d_model; 3 encoder, 2 decoder layers.
+    write_t5_model("t5-v1_1", dict(d_model=32, d_kv=16, num_heads=3, d_ff=48, num_layers=3, num_decoder_layers=2,
+                                   feed_forward_proj="gated-gelu", relative_attention_num_buckets=32,
+                                   relative_attention_max_distance=64), seed=6, untied=True, model_type="t5",
+                   cases=cases)
+    # mT5-style checkpoint: model_type mt5 with the v1.1 architecture.
+    write_t5_model("mt5", dict(d_model=24, d_kv=8, num_heads=2, d_ff=40, num_layers=2, num_decoder_layers=1,
+                               feed_forward_proj="gated-gelu", relative_attention_num_buckets=32,
+                               relative_attention_max_distance=128), seed=7, untied=True, model_type="mt5",
+                   cases=cases[:3])
+
+
 def copy_tok(src, dest):
     for f in src.iterdir():
         shutil.copy(f, dest / f.name)
@@ -378,13 +571,15 @@ def copy_tok(src, dest):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["tokenizer", "marian"], help="build one group of fixtures")
+    parser.add_argument("--only", choices=["tokenizer", "marian", "t5"], help="build one group of fixtures")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.only in (None, "tokenizer"):
         write_tokenizer_fixture(ROOT / "tests" / "fixtures" / "tokenizer")
     if args.only in (None, "marian"):
         marian_fixtures()
+    if args.only in (None, "t5"):
+        t5_fixtures()
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-//! Seq2seq architectures on candle (Marian, T5) and their loading: files, configs, weights, devices.
+//! Seq2seq architectures on candle (Marian, T5/mT5) and their loading: files, configs, weights, devices.
 
 pub mod cache;
 pub mod config;
 pub mod hub;
 pub mod layers;
 pub mod marian;
+pub mod t5;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
@@ -185,10 +186,17 @@ pub fn load(files: &ModelFiles, device: &Device, dtype: DType) -> Result<LoadedM
             let weights = weights::Weights::load(&weight_files, dtype, device)?;
             Box::new(marian::Marian::load(&config, &weights, dtype, device)?)
         }
+        "t5" | "mt5" => {
+            let config: t5::T5Config = serde_json::from_value(config_json.clone())
+                .map_err(|e| ModelError::corrupt(&config_path, e.to_string()))?;
+            config.validate().map_err(|reason| ModelError::Unsupported { path: config_path.clone(), reason })?;
+            let weights = weights::Weights::load(&weight_files, dtype, device)?;
+            Box::new(t5::T5::load(&config, &weights, dtype, device)?)
+        }
         other => {
             return Err(ModelError::Unsupported {
                 path: config_path,
-                reason: format!("model_type {other:?} (supported: marian)"),
+                reason: format!("model_type {other:?} (supported: marian, t5, mt5)"),
             })
         }
     };

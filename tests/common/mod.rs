@@ -3,6 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use brief::generate::{generate, EarlyStoppingOption, Overrides, SearchOptions};
+use brief::models::{self, ModelFiles, SourceBatch};
+use brief::tokenize::Tokenizer;
+use candle_core::{DType, Device};
+use serde::Deserialize;
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -54,4 +60,101 @@ pub fn marian_engine(name: &str, tmp: &Path) -> brief::engine::Engine {
         progress: false,
     };
     brief::engine::Engine::load(&config).unwrap()
+}
+
+#[derive(Deserialize)]
+pub struct Expected {
+    pub source_texts: Vec<String>,
+    pub input_ids: Vec<Vec<u32>>,
+    pub cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+pub struct Case {
+    pub name: String,
+    pub options: serde_json::Value,
+    pub outputs: Vec<Vec<u32>>,
+    pub texts: Vec<String>,
+}
+
+pub fn overrides(options: &serde_json::Value) -> Overrides {
+    let known = [
+        "num_beams",
+        "max_new_tokens",
+        "min_length",
+        "min_new_tokens",
+        "no_repeat_ngram_size",
+        "length_penalty",
+        "early_stopping",
+    ];
+    for key in options.as_object().unwrap().keys() {
+        assert!(known.contains(&key.as_str()), "the fixture uses option {key:?}, which this test does not pass on");
+    }
+    let get = |k: &str| options.get(k).and_then(|v| v.as_u64()).map(|v| v as usize);
+    Overrides {
+        num_beams: get("num_beams"),
+        max_new_tokens: get("max_new_tokens"),
+        min_length: get("min_length"),
+        min_new_tokens: get("min_new_tokens"),
+        no_repeat_ngram_size: get("no_repeat_ngram_size"),
+        length_penalty: options.get("length_penalty").and_then(|v| v.as_f64()).map(|v| v as f32),
+        early_stopping: options.get("early_stopping").map(|v| match v {
+            serde_json::Value::Bool(true) => EarlyStoppingOption::True,
+            serde_json::Value::Bool(false) => EarlyStoppingOption::False,
+            _ => EarlyStoppingOption::Never,
+        }),
+        ..Default::default()
+    }
+}
+
+/// Asserts that the model in `dir` reproduces its fixture: tokenizer ids, every case's tokens and texts, and the
+/// teacher-forced logits within 1e-4 relative error.
+pub fn check_parity(name: &str, dir: &Path) {
+    let expected: Expected =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let files = ModelFiles { dir: dir.to_path_buf(), id: name.into(), revision: "local".into() };
+    let loaded = models::load(&files, &Device::Cpu, DType::F32).unwrap();
+    let model = loaded.model.as_ref();
+    let tokenizer = Tokenizer::from_dir(&dir).unwrap();
+
+    for (text, ids) in expected.source_texts.iter().zip(&expected.input_ids) {
+        assert_eq!(&tokenizer.encode(text).unwrap(), ids, "{name}: tokenizer ids of {text:?}");
+    }
+    for case in &expected.cases {
+        let options = SearchOptions::resolve(&loaded.generation, model, &overrides(&case.options)).unwrap();
+        let hyps = generate(model, &expected.input_ids, &options).unwrap();
+        let width = case.outputs[0].len();
+        // The reference pads finished greedy rows with the pad token and beam rows with `pad or eos` (Python
+        // truthiness: a pad id of 0 falls back to the end token).
+        let fill = if options.num_beams > 1 && options.pad_token_id == 0 {
+            options.eos_token_ids[0]
+        } else {
+            options.pad_token_id
+        };
+        for (i, (hyp, want)) in hyps.iter().zip(&case.outputs).enumerate() {
+            let mut got = hyp.tokens.clone();
+            got.resize(width, fill);
+            assert_eq!(&got, want, "{name}/{}: tokens of sentence {i}", case.name);
+            assert_eq!(
+                tokenizer.decode(&hyp.tokens).unwrap(),
+                case.texts[i],
+                "{name}/{}: text of sentence {i}",
+                case.name
+            );
+        }
+    }
+
+    // Teacher-forced logits on the greedy outputs against the reference's.
+    let reference = candle_core::safetensors::load(dir.join("logits.safetensors"), &Device::Cpu).unwrap();
+    let decoder_ids = reference["decoder_input_ids"].to_dtype(DType::U32).unwrap();
+    let columns = reference["columns"].to_dtype(DType::U32).unwrap();
+    let want = &reference["logits"];
+    let batch = SourceBatch::new(&expected.input_ids, model.spec().pad_token_id, &Device::Cpu).unwrap();
+    let encoded = model.encode(&batch).unwrap();
+    let steps = decoder_ids.dim(1).unwrap();
+    let mut state = model.start_decoding(&encoded, &batch, 1, steps).unwrap();
+    let got = model.decode(&mut state, &decoder_ids).unwrap().index_select(&columns, 2).unwrap();
+    let err = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let scale = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(err / scale < 1e-4, "{name}: logits relative error {} (max |diff| {err}, max |ref| {scale})", err / scale);
 }
