@@ -115,7 +115,7 @@ pub fn check_parity(name: &str, dir: &Path) {
     let files = ModelFiles { dir: dir.to_path_buf(), id: name.into(), revision: "local".into() };
     let loaded = models::load(&files, &Device::Cpu, DType::F32).unwrap();
     let model = loaded.model.as_ref();
-    let tokenizer = Tokenizer::from_dir(&dir).unwrap();
+    let tokenizer = Tokenizer::from_dir(dir).unwrap();
 
     for (text, ids) in expected.source_texts.iter().zip(&expected.input_ids) {
         assert_eq!(&tokenizer.encode(text).unwrap(), ids, "{name}: tokenizer ids of {text:?}");
