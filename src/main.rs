@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use brief::cli::{Cli, Command, TranslateArgs, MANIFEST};
+use brief::cli::{ArticleArgs, Cli, Command, SummarizeArgs, TranslateArgs, MANIFEST};
 use brief::engine::Engine;
 use brief::service;
 
@@ -28,6 +28,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Translate(args) => translate(*args),
+        Command::Summarize(args) => summarize(*args),
+        Command::Article(args) => article(*args),
         Command::Models => models(),
     }
 }
@@ -60,7 +62,7 @@ fn read_input(file: Option<&Path>) -> Result<String> {
 fn translate(args: TranslateArgs) -> Result<()> {
     set_threads(args.runtime.threads);
     let text = read_input(args.file.as_deref())?;
-    let config = args.runtime.engine_config(args.model.source()?)?;
+    let config = args.model.engine_config(&args.runtime)?;
     let overrides = args.search.overrides();
     let started = std::time::Instant::now();
     let engine = Engine::load(&config).context("loading the translation model")?;
@@ -85,6 +87,55 @@ fn translate(args: TranslateArgs) -> Result<()> {
             ms = started.elapsed().as_millis() as u64,
             "translated"
         );
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn summarize(args: SummarizeArgs) -> Result<()> {
+    set_threads(args.runtime.threads);
+    let text = read_input(args.file.as_deref())?;
+    let options = args.summary.options()?;
+    let engine =
+        Engine::load(&args.summary.engine_config(&args.runtime)?).context("loading the summarization model")?;
+    engine.search_options(&options.overrides)?;
+    let mut out = std::io::stdout().lock();
+    if args.lines {
+        for line in text.lines() {
+            writeln!(out, "{}", service::summarize(&engine, line, &options)?.text)?;
+        }
+    } else {
+        let summary = service::summarize(&engine, &text, &options)?;
+        tracing::info!(
+            rounds = summary.rounds.len(),
+            chunks = summary.rounds.first().map_or(0, Vec::len),
+            "summarized"
+        );
+        writeln!(out, "{}", summary.text)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn article(args: ArticleArgs) -> Result<()> {
+    set_threads(args.runtime.threads);
+    let text = read_input(Some(&args.file))?;
+    let name =
+        args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let options = service::BriefOptions { translate: args.search.overrides(), summary: args.summary.options()? };
+    let translator =
+        Engine::load(&args.model.engine_config(&args.runtime)?).context("loading the translation model")?;
+    translator.search_options(&options.translate)?;
+    let summarizer =
+        Engine::load(&args.summary.engine_config(&args.runtime)?).context("loading the summarization model")?;
+    summarizer.search_options(&options.summary.overrides)?;
+    let brief = service::make_brief(&translator, &summarizer, &name, &text, &options)?;
+    tracing::info!(id = %brief.id, ms = brief.timings.total_ms, "brief made");
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", brief.to_json())?;
+    } else {
+        write!(out, "{}", brief.to_markdown())?;
     }
     out.flush()?;
     Ok(())

@@ -114,3 +114,50 @@ fn models_lists_the_manifest() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("Helsinki-NLP/opus-mt-id-en") && stdout.contains("google/flan-t5-base"), "{stdout}");
 }
+
+fn t5(name: &str) -> String {
+    common::fixtures().join("t5").join(name).display().to_string()
+}
+
+#[test]
+fn summarize_lines_prints_one_summary_per_line() {
+    let input = "Rice prices rose again. The government promised to act.\n\nThe dam was inaugurated on Tuesday.\n";
+    let out = brief(
+        &[
+            "summarize",
+            "--lines",
+            "--summary-model",
+            &t5("t5-v1_0"),
+            "--summary-beams",
+            "2",
+            "--summary-max-new-tokens",
+            "8",
+        ],
+        input.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().split_terminator('\n').count(), 3);
+}
+
+#[test]
+fn article_json_follows_the_schema_and_markdown_has_the_sections() {
+    let seed = common::shared().join("seeds").join("003_b27938b8af6da2e0.txt");
+    let base =
+        ["article", "--model", &tiny(), "--summary-model", &t5("t5-v1_1"), "--beams", "1", "--max-new-tokens", "6"];
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend(["--summary-max-new-tokens", "8", "--json", seed.to_str().unwrap()]);
+    let out = brief(&args, b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    common::assert_valid_brief_json(&json);
+    assert_eq!(json["source"]["name"], "003_b27938b8af6da2e0.txt");
+
+    let mut args: Vec<&str> = base.to_vec();
+    args.push(seed.to_str().unwrap());
+    let out = brief(&args, b"");
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        md.starts_with("# ") && md.contains("## Summary") && md.contains("## Translation") && md.contains("Models: "),
+        "{md}"
+    );
+}

@@ -109,6 +109,8 @@ fn engine(source: ModelSource) -> Result<Engine, brief::engine::EngineError> {
         dtype: candle_core::DType::F32,
         batch: BatchLimits::default(),
         progress: false,
+        task: None,
+        prefix: None,
     })
 }
 

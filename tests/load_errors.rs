@@ -25,6 +25,8 @@ fn load_error(dir: &Path) -> String {
         dtype: candle_core::DType::F32,
         batch: BatchLimits::default(),
         progress: false,
+        task: None,
+        prefix: None,
     };
     match Engine::load(&config) {
         Ok(_) => panic!("{} loaded despite the damage", dir.display()),

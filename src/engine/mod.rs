@@ -2,6 +2,7 @@
 //! a token budget, search, decoding — results in the caller's order.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use candle_core::{DType, Device};
 
@@ -51,14 +52,37 @@ pub struct EngineConfig {
     pub batch: BatchLimits,
     /// Show download progress on the terminal.
     pub progress: bool,
+    /// The task whose `task_specific_params` (in `config.json`) set the search defaults and the input prefix,
+    /// e.g. `summarization`.
+    pub task: Option<String>,
+    /// Text put before every input (e.g. `summarize: `, or `<2en> ` for MADLAD); overrides the task's prefix.
+    pub prefix: Option<String>,
 }
 
 /// The model's identity, as reported with results.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModelInfo {
     pub id: String,
     pub revision: String,
     pub model_type: String,
+}
+
+/// Work done by an engine since it was loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStats {
+    /// Batches run through the model.
+    pub batches: u64,
+    /// Sequences generated (inputs after deduplication and splitting).
+    pub sequences: u64,
+    /// Tokens generated, end tokens included.
+    pub tokens: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    sequences: AtomicU64,
+    tokens: AtomicU64,
 }
 
 /// A model with its tokenizer, ready to turn texts into texts.
@@ -67,17 +91,41 @@ pub struct Engine {
     tokenizer: Tokenizer,
     info: ModelInfo,
     batch: BatchLimits,
+    prefix: String,
+    counters: Counters,
 }
 
 impl Engine {
     /// Resolves (downloading if needed) and loads the model and tokenizer.
     pub fn load(config: &EngineConfig) -> Result<Self, EngineError> {
         let files = hub::resolve(&config.source, config.progress)?;
-        let loaded = models::load(&files, &config.device, config.dtype)?;
+        let mut loaded = models::load(&files, &config.device, config.dtype)?;
         let tokenizer = Tokenizer::from_dir(&files.dir)?;
         let info =
             ModelInfo { id: files.id.clone(), revision: files.revision.clone(), model_type: loaded.model_type.clone() };
-        Ok(Self { loaded, tokenizer, info, batch: config.batch })
+        let task_prefix = match &config.task {
+            Some(task) => {
+                let config_json = loaded.config_json.clone();
+                loaded.generation.apply_task(&config_json, task)
+            }
+            None => None,
+        };
+        let prefix = config.prefix.clone().or(task_prefix).unwrap_or_default();
+        Ok(Self { loaded, tokenizer, info, batch: config.batch, prefix, counters: Counters::default() })
+    }
+
+    /// The text put before every input.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Work done so far.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            sequences: self.counters.sequences.load(Ordering::Relaxed),
+            tokens: self.counters.tokens.load(Ordering::Relaxed),
+        }
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -100,14 +148,24 @@ impl Engine {
         })
     }
 
-    /// Longest input the encoder takes, in tokens (`</s>` included).
+    /// Longest input given to the model in one piece, in tokens (prefix and `</s>` included): the model's hard
+    /// limit, or the length it was trained on when it has no hard limit.
     pub fn max_source_tokens(&self) -> Option<usize> {
-        self.model().spec().max_source_tokens
+        let spec = self.model().spec();
+        spec.max_source_tokens.or(spec.trained_source_tokens)
     }
 
-    /// Number of tokens the model sees for `text`.
+    /// Number of tokens the model sees for `text` (prefix included).
     pub fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
-        Ok(self.tokenizer.encode(text)?.len())
+        Ok(self.encode(text)?.len())
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        if self.prefix.is_empty() {
+            Ok(self.tokenizer.encode(text)?)
+        } else {
+            Ok(self.tokenizer.encode(&format!("{}{text}", self.prefix))?)
+        }
     }
 
     /// Generates one output per input text, in order. Blank inputs give empty outputs; duplicates are computed
@@ -158,6 +216,9 @@ impl Engine {
             let end = (start + fit).min(order.len());
             let batch: Vec<Vec<u32>> = order[start..end].iter().map(|&i| sources[i].clone()).collect();
             let hyps = generate(self.model(), &batch, options)?;
+            self.counters.batches.fetch_add(1, Ordering::Relaxed);
+            self.counters.sequences.fetch_add(hyps.len() as u64, Ordering::Relaxed);
+            self.counters.tokens.fetch_add(hyps.iter().map(|h| h.tokens.len() as u64).sum(), Ordering::Relaxed);
             for (&i, hyp) in order[start..end].iter().zip(hyps) {
                 outputs[i] = hyp.tokens;
             }
@@ -174,7 +235,7 @@ impl Engine {
 
     /// `text` as one or more parts that each fit the encoder.
     fn fit_to_encoder(&self, text: &str) -> Result<Vec<Part>, EngineError> {
-        let ids = self.tokenizer.encode(text)?;
+        let ids = self.encode(text)?;
         match self.max_source_tokens() {
             Some(max) if ids.len() > max => {
                 let (left, right) = split_in_two(text);

@@ -256,6 +256,35 @@ impl GenerationConfig {
         Ok(config)
     }
 
+    /// Applies `task_specific_params[task]` of `config.json` (as the `transformers` pipeline for that task does)
+    /// and returns the task's input prefix, if it names one.
+    pub fn apply_task(&mut self, config_json: &Value, task: &str) -> Option<String> {
+        let params = config_json.get("task_specific_params")?.get(task)?;
+        let usize_of = |k: &str| params.get(k).and_then(Value::as_u64).map(|v| v as usize);
+        if let Some(v) = usize_of("num_beams") {
+            self.num_beams = v;
+        }
+        if let Some(v) = usize_of("max_length") {
+            self.max_length = v;
+            self.max_new_tokens = None;
+        }
+        if let Some(v) = usize_of("min_length") {
+            self.min_length = v;
+        }
+        if let Some(v) = usize_of("no_repeat_ngram_size") {
+            self.no_repeat_ngram_size = v;
+        }
+        if let Some(v) = params.get("length_penalty").and_then(Value::as_f64) {
+            self.length_penalty = v as f32;
+        }
+        if let Some(v) = params.get("early_stopping") {
+            if let Ok(e) = serde_json::from_value::<EarlyStopping>(v.clone()) {
+                self.early_stopping = e;
+            }
+        }
+        params.get("prefix").and_then(Value::as_str).map(str::to_string)
+    }
+
     pub fn eos_token_ids(&self) -> Vec<u32> {
         match &self.eos {
             Some(OneOrMany::One(id)) => vec![*id],

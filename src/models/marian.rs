@@ -163,6 +163,7 @@ impl Marian {
                 max_source_tokens: Some(max_positions),
                 // The start token takes position 0.
                 max_target_tokens: Some(max_positions - 1),
+                trained_source_tokens: None,
             },
             device: device.clone(),
             dtype,

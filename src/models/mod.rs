@@ -140,6 +140,9 @@ pub struct Seq2SeqSpec {
     pub max_source_tokens: Option<usize>,
     /// Longest target the decoder accepts, in tokens after the start token; `None` when unbounded.
     pub max_target_tokens: Option<usize>,
+    /// Input length the model was trained on (T5's `n_positions`): longer inputs work but read worse, so the
+    /// engine splits inputs beyond it as it splits those beyond a hard limit.
+    pub trained_source_tokens: Option<usize>,
 }
 
 /// An encoder-decoder model as the search sees it. The encoder runs once per batch; the decoder appends tokens
@@ -168,6 +171,8 @@ pub struct LoadedModel {
     /// `model_type` from `config.json` (`marian`, `t5`, ...).
     pub model_type: String,
     pub files: ModelFiles,
+    /// The parsed `config.json` (for `task_specific_params`).
+    pub config_json: serde_json::Value,
 }
 
 /// Loads the model in `files.dir` for `device`, computing in `dtype`. The architecture comes from
@@ -200,5 +205,5 @@ pub fn load(files: &ModelFiles, device: &Device, dtype: DType) -> Result<LoadedM
             })
         }
     };
-    Ok(LoadedModel { model, generation, model_type, files: files.clone() })
+    Ok(LoadedModel { model, generation, model_type, files: files.clone(), config_json })
 }

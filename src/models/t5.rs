@@ -246,6 +246,7 @@ impl T5 {
                 // Relative positions put no hard limit on lengths.
                 max_source_tokens: None,
                 max_target_tokens: None,
+                trained_source_tokens: Some(c.n_positions.unwrap_or(512)),
             },
             device: device.clone(),
             dtype,

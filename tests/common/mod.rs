@@ -58,6 +58,8 @@ pub fn marian_engine(name: &str, tmp: &Path) -> brief::engine::Engine {
         dtype: candle_core::DType::F32,
         batch: brief::engine::BatchLimits::default(),
         progress: false,
+        task: None,
+        prefix: None,
     };
     brief::engine::Engine::load(&config).unwrap()
 }
@@ -157,4 +159,32 @@ pub fn check_parity(name: &str, dir: &Path) {
     let err = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     let scale = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(err / scale < 1e-4, "{name}: logits relative error {} (max |diff| {err}, max |ref| {scale})", err / scale);
+}
+
+/// An engine on a T5 fixture, for `task` (e.g. `summarization`) with an optional input prefix.
+pub fn t5_engine(name: &str, task: Option<&str>, prefix: Option<&str>) -> brief::engine::Engine {
+    engine_at(fixtures().join("t5").join(name), task, prefix)
+}
+
+/// An engine on the model in `dir`.
+pub fn engine_at(dir: PathBuf, task: Option<&str>, prefix: Option<&str>) -> brief::engine::Engine {
+    let config = brief::engine::EngineConfig {
+        source: brief::models::ModelSource::Local(dir),
+        device: candle_core::Device::Cpu,
+        dtype: candle_core::DType::F32,
+        batch: brief::engine::BatchLimits::default(),
+        progress: false,
+        task: task.map(str::to_string),
+        prefix: prefix.map(str::to_string),
+    };
+    brief::engine::Engine::load(&config).unwrap()
+}
+
+/// Validates `value` against docs/brief.schema.json; panics with every error found.
+pub fn assert_valid_brief_json(value: &serde_json::Value) {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("docs").join("brief.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::options().should_validate_formats(true).build(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "brief JSON does not follow docs/brief.schema.json: {errors:#?}");
 }

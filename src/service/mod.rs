@@ -1,8 +1,15 @@
-//! What users ask of brief, over the engines: translate a document (paragraphs and sentences kept) or lines.
+//! What users ask of brief, over the engines: translate a document (paragraphs and sentences kept) or lines,
+//! summarize English text of any length, and assemble the brief of an article.
+
+pub mod brief;
+pub mod summary;
 
 use crate::engine::{Engine, EngineError};
 use crate::generate::Overrides;
 use crate::tokenize::segment::Document;
+
+pub use brief::{make_brief, Brief, BriefOptions};
+pub use summary::{summarize, Summary, SummaryOptions};
 
 /// A translated document and what it took.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,201 @@
+//! The brief of an article: English headline, summary and paragraph-by-paragraph translation, with the source,
+//! the models and the timings — as Markdown, or JSON following `docs/brief.schema.json` (schema `brief/1`).
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::summary::{summarize, SummaryOptions};
+use crate::engine::{Engine, EngineError, ModelInfo};
+use crate::generate::Overrides;
+use crate::tokenize::segment::{Document, Line};
+
+/// The `schema` value of briefs this version writes.
+pub const SCHEMA: &str = "brief/1";
+
+/// Options of [`make_brief`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BriefOptions {
+    pub translate: Overrides,
+    pub summary: SummaryOptions,
+}
+
+/// The source article a brief was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    /// File name (no directories), or the name the client gave.
+    pub name: String,
+    pub sha256: String,
+    pub bytes: usize,
+    pub words: usize,
+    /// Non-blank lines, the headline included.
+    pub paragraphs: usize,
+}
+
+/// A text in Indonesian and in English.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bilingual {
+    pub source: String,
+    pub english: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Models {
+    pub translate: ModelInfo,
+    pub summarize: ModelInfo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    pub translate_ms: u64,
+    pub summarize_ms: u64,
+    pub total_ms: u64,
+}
+
+/// How the summary was made: summarizer calls per round (one round when the translation fits one input).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryMethod {
+    pub chunks_per_round: Vec<usize>,
+}
+
+/// An English brief of an Indonesian article.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Brief {
+    pub schema: String,
+    /// The first 16 hex digits of the source's SHA-256: the same article always has the same id.
+    pub id: String,
+    pub source: SourceInfo,
+    /// The first non-blank line of the article.
+    pub headline: Bilingual,
+    /// English summary of the English translation.
+    pub summary: String,
+    /// The article after the headline, one entry per source paragraph (non-blank line), in order.
+    pub paragraphs: Vec<Bilingual>,
+    pub models: Models,
+    pub summary_method: SummaryMethod,
+    pub timings: Timings,
+    /// When the brief was made (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+/// The id of the brief of `text`.
+pub fn brief_id(text: &str) -> String {
+    format!("{:x}", Sha256::digest(text.as_bytes()))[..16].to_string()
+}
+
+/// Translates the article `text` (named `name`), summarizes the English, and assembles the brief.
+pub fn make_brief(
+    translator: &Engine,
+    summarizer: &Engine,
+    name: &str,
+    text: &str,
+    options: &BriefOptions,
+) -> Result<Brief, EngineError> {
+    let started = Instant::now();
+    let doc = Document::parse(text);
+    let paragraphs: Vec<(&str, &Vec<String>)> = doc
+        .lines
+        .iter()
+        .filter_map(|line| match line {
+            Line::Paragraph { prefix, sentences } => Some((prefix.as_str(), sentences)),
+            Line::Blank(_) => None,
+        })
+        .collect();
+    if paragraphs.is_empty() {
+        return Err(EngineError::Input(format!("{name}: the article is empty")));
+    }
+    let sentences: Vec<String> = paragraphs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
+    let english = translator.generate_texts(&sentences, &options.translate)?;
+    let mut next = english.into_iter();
+    let pairs: Vec<Bilingual> = paragraphs
+        .iter()
+        .map(|(prefix, sentences)| {
+            let english: Vec<String> = sentences.iter().map(|_| next.next().unwrap_or_default()).collect();
+            Bilingual {
+                source: format!("{prefix}{}", sentences.join(" ")),
+                english: format!(
+                    "{prefix}{}",
+                    english.iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join(" ")
+                ),
+            }
+        })
+        .collect();
+    let translate_ms = started.elapsed().as_millis() as u64;
+
+    let summarizing = Instant::now();
+    let (headline, body) = pairs.split_first().expect("at least one paragraph");
+    let summary_input = if body.is_empty() {
+        headline.english.clone()
+    } else {
+        body.iter().map(|p| p.english.as_str()).collect::<Vec<_>>().join("\n")
+    };
+    let summary = summarize(summarizer, &summary_input, &options.summary)?;
+    let summarize_ms = summarizing.elapsed().as_millis() as u64;
+
+    Ok(Brief {
+        schema: SCHEMA.to_string(),
+        id: brief_id(text),
+        source: SourceInfo {
+            name: name.to_string(),
+            sha256: format!("{:x}", Sha256::digest(text.as_bytes())),
+            bytes: text.len(),
+            words: text.split_whitespace().count(),
+            paragraphs: pairs.len(),
+        },
+        headline: headline.clone(),
+        summary: summary.text,
+        paragraphs: body.to_vec(),
+        models: Models { translate: translator.info().clone(), summarize: summarizer.info().clone() },
+        summary_method: SummaryMethod { chunks_per_round: summary.rounds.iter().map(Vec::len).collect() },
+        timings: Timings { translate_ms, summarize_ms, total_ms: started.elapsed().as_millis() as u64 },
+        created_at: now_rfc3339(),
+    })
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+impl Brief {
+    /// The brief as a Markdown document.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        md.push_str(&format!("# {}\n\n", one_line(&self.headline.english)));
+        md.push_str(&format!(
+            "*{}* — source: `{}`\n\n",
+            one_line(&self.headline.source),
+            self.source.name.replace('`', "'")
+        ));
+        md.push_str("## Summary\n\n");
+        md.push_str(&format!("{}\n\n", self.summary.trim()));
+        md.push_str("## Translation\n\n");
+        for p in &self.paragraphs {
+            md.push_str(&format!("{}\n\n", p.english.trim_end()));
+        }
+        md.push_str("---\n\n");
+        let m = &self.models;
+        md.push_str(&format!(
+            "Models: translation `{}` @ `{}`; summary `{}` @ `{}`.  \n",
+            m.translate.id, m.translate.revision, m.summarize.id, m.summarize.revision
+        ));
+        md.push_str(&format!(
+            "Timings: translation {} ms, summary {} ms, total {} ms. Made {}.\n",
+            self.timings.translate_ms, self.timings.summarize_ms, self.timings.total_ms, self.created_at
+        ));
+        md
+    }
+
+    /// The brief as pretty-printed JSON (`docs/brief.schema.json`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a brief always serializes")
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
