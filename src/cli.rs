@@ -1,13 +1,20 @@
 //! The command line: commands and their options, each with an environment fallback and a documented default.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::{BatchLimits, EngineConfig};
+use crate::cache::Cache;
+use crate::engine::worker::{Worker, WorkerConfig};
+use crate::engine::{BatchLimits, Engine, EngineConfig, EngineError};
 use crate::generate::{EarlyStoppingOption, Overrides};
+use crate::metrics::Metrics;
 use crate::models::{self, ModelError, ModelSource};
 use crate::service::SummaryOptions;
+use crate::service::{CachedModel, Service};
 
 /// The default models, from `models/manifest.json`.
 pub const MANIFEST: &str = include_str!("../models/manifest.json");
@@ -41,8 +48,168 @@ pub enum Command {
     /// Make the English brief of an Indonesian article: headline, summary and translation, with the models used
     /// and timings (Markdown, or JSON with --json).
     Article(Box<ArticleArgs>),
+    /// Serve the HTTP API (LibreTranslate-compatible /translate, the /v1 API, /metrics, /openapi.json).
+    Serve(Box<ServeArgs>),
+    /// Inspect or empty the on-disk cache.
+    Cache(CacheCommandArgs),
     /// Show the default models (models/manifest.json) and whether they are in the local hub cache.
     Models,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BRIEF_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "BRIEF_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds a request may take before it gets 504.
+    #[arg(long, env = "BRIEF_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
+    pub request_timeout_secs: u64,
+
+    /// Require this key on every request (`api_key` field, or `Authorization: Bearer KEY`).
+    #[arg(long, env = "BRIEF_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Serve translation only (no summarization model is loaded; /v1/summarize and /v1/briefs answer 503).
+    #[arg(long)]
+    pub no_summary: bool,
+
+    #[command(flatten)]
+    pub model: TranslateModelArgs,
+
+    #[command(flatten)]
+    pub search: SearchArgs,
+
+    #[command(flatten)]
+    pub summary: SummaryArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheCommandArgs {
+    #[command(subcommand)]
+    pub action: CacheAction,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Entries, size and bound of the cache, and the number of stored briefs.
+    Stats,
+    /// Delete every cached text (and, with --briefs, the stored briefs).
+    Clear {
+        /// Also delete the stored briefs.
+        #[arg(long)]
+        briefs: bool,
+    },
+    /// Print the path of the cache file.
+    Path,
+}
+
+/// The on-disk cache of generated texts and the brief store.
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// Directory of the cache file (default: $XDG_CACHE_HOME/brief, else ~/.cache/brief).
+    #[arg(long, env = "BRIEF_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Read and write no cached texts: compute everything (briefs are still stored).
+    #[arg(long, env = "BRIEF_NO_CACHE")]
+    pub no_cache: bool,
+
+    /// Size bound of the cached texts, in MiB; the least recently used go first.
+    #[arg(long, env = "BRIEF_CACHE_MAX_MB", default_value_t = 1024)]
+    pub cache_max_mb: u64,
+}
+
+impl CacheArgs {
+    pub fn dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(crate::cache::default_dir)
+    }
+
+    pub fn open(&self) -> anyhow::Result<Arc<Cache>> {
+        Ok(Arc::new(Cache::open(&self.dir(), self.cache_max_mb.saturating_mul(1024 * 1024))?))
+    }
+}
+
+/// How requests queue for a model.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Most sequences waiting per model; more get 503 with Retry-After.
+    #[arg(long, env = "BRIEF_MAX_QUEUE", default_value_t = 1024)]
+    pub max_queue: usize,
+
+    /// Milliseconds a batch waits for concurrent requests to join it.
+    #[arg(long, env = "BRIEF_BATCH_WAIT_MS", default_value_t = 5)]
+    pub batch_wait_ms: u64,
+}
+
+impl Default for WorkerArgs {
+    fn default() -> Self {
+        Self { max_queue: 1024, batch_wait_ms: 5 }
+    }
+}
+
+impl WorkerArgs {
+    pub fn config(&self, name: &str) -> WorkerConfig {
+        WorkerConfig {
+            name: name.into(),
+            max_queue: self.max_queue.max(1),
+            batch_wait: Duration::from_millis(self.batch_wait_ms),
+        }
+    }
+}
+
+/// Loads a model onto its own worker thread, behind the cache (unless `--no-cache`).
+pub fn cached_model(
+    config: &EngineConfig,
+    worker: &WorkerArgs,
+    name: &str,
+    cache: Option<Arc<Cache>>,
+    metrics: Arc<Metrics>,
+) -> Result<CachedModel, EngineError> {
+    let engine = Engine::load(config)?;
+    let worker = Worker::spawn(engine, worker.config(name), metrics.clone());
+    Ok(CachedModel::new(worker, cache, metrics, name))
+}
+
+/// The service with the translation model and, when `summary` is given, the summarization model.
+pub fn build_service(
+    translate: &TranslateModelArgs,
+    summary: Option<&SummaryArgs>,
+    runtime: &RuntimeArgs,
+    worker: &WorkerArgs,
+    cache: &CacheArgs,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Service> {
+    use anyhow::Context;
+    let store = cache.open()?;
+    let texts = (!cache.no_cache).then(|| store.clone());
+    let translator =
+        cached_model(&translate.engine_config(runtime)?, worker, "translate", texts.clone(), metrics.clone())
+            .context("loading the translation model")?;
+    let summarizer = match summary {
+        Some(args) => Some(Arc::new(
+            cached_model(&args.engine_config(runtime)?, worker, "summarize", texts, metrics)
+                .context("loading the summarization model")?,
+        ) as Arc<dyn crate::service::Generator + Send + Sync>),
+        None => None,
+    };
+    Ok(Service { translator: Arc::new(translator), summarizer, store: Some(store) })
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +230,9 @@ pub struct TranslateArgs {
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +249,9 @@ pub struct SummarizeArgs {
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +274,9 @@ pub struct ArticleArgs {
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// The summarization model and its search settings (defaults: the model's `task_specific_params.summarization`

@@ -1,11 +1,14 @@
 //! `brief`: Indonesian news to English briefs, with MarianMT and T5 models running on candle.
 //!
-//! Layers, each depending only on those below it: [`cli`] → [`service`] → [`engine`] → [`generate`] →
-//! [`models`], with [`tokenize`] beside the models.
+//! Layers, each depending only on those below it: [`cli`], [`http`] → [`service`] (with [`cache`]) →
+//! [`engine`] → [`generate`] → [`models`], with [`tokenize`] beside the models and [`metrics`] at the bottom.
 
+pub mod cache;
 pub mod cli;
 pub mod engine;
 pub mod generate;
+pub mod http;
+pub mod metrics;
 pub mod models;
 pub mod service;
 pub mod tokenize;

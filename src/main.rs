@@ -3,13 +3,17 @@
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use brief::cli::{ArticleArgs, Cli, Command, SummarizeArgs, TranslateArgs, MANIFEST};
-use brief::engine::Engine;
-use brief::service;
+use brief::cli::{
+    build_service, cached_model, ArticleArgs, CacheAction, CacheCommandArgs, Cli, Command, ServeArgs, SummarizeArgs,
+    TranslateArgs, WorkerArgs, MANIFEST,
+};
+use brief::metrics::Metrics;
+use brief::service::{self, Generator};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -30,6 +34,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Translate(args) => translate(*args),
         Command::Summarize(args) => summarize(*args),
         Command::Article(args) => article(*args),
+        Command::Serve(args) => serve(*args),
+        Command::Cache(args) => cache(args),
         Command::Models => models(),
     }
 }
@@ -64,26 +70,30 @@ fn translate(args: TranslateArgs) -> Result<()> {
     let text = read_input(args.file.as_deref())?;
     let config = args.model.engine_config(&args.runtime)?;
     let overrides = args.search.overrides();
+    let metrics = Arc::new(Metrics::new());
+    let cache = if args.cache.no_cache { None } else { Some(args.cache.open()?) };
     let started = std::time::Instant::now();
-    let engine = Engine::load(&config).context("loading the translation model")?;
-    tracing::info!(model = %engine.info().id, revision = %engine.info().revision, ms = started.elapsed().as_millis() as u64, "model loaded");
+    let translator = cached_model(&config, &WorkerArgs::default(), "translate", cache, metrics)
+        .context("loading the translation model")?;
+    let info = translator.codec().info();
+    tracing::info!(model = %info.id, revision = %info.revision, ms = started.elapsed().as_millis() as u64, "model loaded");
     // Options are checked before any work, so that a bad option fails fast.
-    engine.search_options(&overrides)?;
+    translator.codec().search_options(&overrides)?;
     let started = std::time::Instant::now();
     let mut out = std::io::stdout().lock();
     if args.lines {
         let lines: Vec<String> = text.lines().map(str::to_string).collect();
-        let english = service::translate_lines(&engine, &lines, &overrides)?;
-        for line in english {
+        for line in service::translate_lines(&translator, &lines, &overrides)? {
             writeln!(out, "{line}")?;
         }
         tracing::info!(lines = lines.len(), ms = started.elapsed().as_millis() as u64, "translated");
     } else {
-        let doc = service::translate_document(&engine, &text, &overrides)?;
+        let doc = service::translate_document(&translator, &text, &overrides)?;
         write!(out, "{}", doc.text)?;
         tracing::info!(
             paragraphs = doc.paragraphs,
             sentences = doc.sentences,
+            cached = doc.cached,
             ms = started.elapsed().as_millis() as u64,
             "translated"
         );
@@ -96,16 +106,23 @@ fn summarize(args: SummarizeArgs) -> Result<()> {
     set_threads(args.runtime.threads);
     let text = read_input(args.file.as_deref())?;
     let options = args.summary.options()?;
-    let engine =
-        Engine::load(&args.summary.engine_config(&args.runtime)?).context("loading the summarization model")?;
-    engine.search_options(&options.overrides)?;
+    let cache = if args.cache.no_cache { None } else { Some(args.cache.open()?) };
+    let summarizer = cached_model(
+        &args.summary.engine_config(&args.runtime)?,
+        &WorkerArgs::default(),
+        "summarize",
+        cache,
+        Arc::new(Metrics::new()),
+    )
+    .context("loading the summarization model")?;
+    summarizer.codec().search_options(&options.overrides)?;
     let mut out = std::io::stdout().lock();
     if args.lines {
         for line in text.lines() {
-            writeln!(out, "{}", service::summarize(&engine, line, &options)?.text)?;
+            writeln!(out, "{}", service::summarize(&summarizer, line, &options, None)?.text)?;
         }
     } else {
-        let summary = service::summarize(&engine, &text, &options)?;
+        let summary = service::summarize(&summarizer, &text, &options, None)?;
         tracing::info!(
             rounds = summary.rounds.len(),
             chunks = summary.rounds.first().map_or(0, Vec::len),
@@ -123,13 +140,17 @@ fn article(args: ArticleArgs) -> Result<()> {
     let name =
         args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into_owned());
     let options = service::BriefOptions { translate: args.search.overrides(), summary: args.summary.options()? };
-    let translator =
-        Engine::load(&args.model.engine_config(&args.runtime)?).context("loading the translation model")?;
-    translator.search_options(&options.translate)?;
-    let summarizer =
-        Engine::load(&args.summary.engine_config(&args.runtime)?).context("loading the summarization model")?;
-    summarizer.search_options(&options.summary.overrides)?;
-    let brief = service::make_brief(&translator, &summarizer, &name, &text, &options)?;
+    let svc = build_service(
+        &args.model,
+        Some(&args.summary),
+        &args.runtime,
+        &WorkerArgs::default(),
+        &args.cache,
+        Arc::new(Metrics::new()),
+    )?;
+    svc.translator.codec().search_options(&options.translate)?;
+    svc.summarizer()?.codec().search_options(&options.summary.overrides)?;
+    let brief = svc.brief(&name, &text, &options, None)?;
     tracing::info!(id = %brief.id, ms = brief.timings.total_ms, "brief made");
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -138,6 +159,55 @@ fn article(args: ArticleArgs) -> Result<()> {
         write!(out, "{}", brief.to_markdown())?;
     }
     out.flush()?;
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    set_threads(args.runtime.threads);
+    let config = brief::http::ServerConfig {
+        bind: args.bind,
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
+        api_key: args.api_key.clone(),
+    };
+    let defaults = brief::http::Defaults { translate: args.search.overrides(), summary: args.summary.options()? };
+    let metrics = Arc::new(Metrics::new());
+    let load_metrics = metrics.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("brief-http").build()?;
+    runtime.block_on(brief::http::serve(
+        config,
+        defaults,
+        metrics,
+        move || {
+            let summary = (!args.no_summary).then_some(&args.summary);
+            build_service(&args.model, summary, &args.runtime, &args.worker, &args.cache, load_metrics)
+        },
+        brief::http::shutdown_signal(),
+    ))
+}
+
+fn cache(args: CacheCommandArgs) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match args.action {
+        CacheAction::Path => writeln!(out, "{}", args.cache.dir().join(brief::cache::FILE_NAME).display())?,
+        CacheAction::Stats => {
+            let stats = args.cache.open()?.stats()?;
+            writeln!(out, "path     {}", stats.path.display())?;
+            writeln!(out, "entries  {}", stats.entries)?;
+            writeln!(
+                out,
+                "size     {:.1} MiB of {:.0} MiB",
+                stats.bytes as f64 / 1048576.0,
+                stats.max_bytes as f64 / 1048576.0
+            )?;
+            writeln!(out, "briefs   {}", stats.briefs)?;
+        }
+        CacheAction::Clear { briefs } => {
+            let cache = args.cache.open()?;
+            cache.clear(briefs)?;
+            writeln!(out, "cleared {}{}", cache.path().display(), if briefs { " (briefs too)" } else { "" })?;
+        }
+    }
     Ok(())
 }
 

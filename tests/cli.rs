@@ -7,10 +7,12 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn brief(args: &[&str], stdin: &[u8]) -> Output {
+    let cache = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_brief"))
         .args(args)
         .env_remove("BRIEF_TRANSLATE_MODEL")
         .env("HF_HUB_OFFLINE", "1")
+        .env("BRIEF_CACHE_DIR", cache.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -41,7 +41,7 @@ fn a_2000_word_text_is_summarized_chunk_by_chunk_and_every_chunk_reaches_the_mod
     assert!(text.split_whitespace().count() >= 2000);
     let sentences: Vec<String> = Document::parse(&text).sentences().map(str::to_string).collect();
     let before = engine.stats();
-    let summary = service::summarize(&engine, &text, &summary_options(512)).unwrap();
+    let summary = service::summarize(&engine, &text, &summary_options(512), None).unwrap();
     let after = engine.stats();
 
     let first = &summary.rounds[0];
@@ -69,13 +69,17 @@ fn a_2000_word_text_is_summarized_chunk_by_chunk_and_every_chunk_reaches_the_mod
 fn a_short_text_is_summarized_in_one_call() {
     let engine = common::t5_engine("t5-v1_0", Some("summarization"), Some("summarize: "));
     let before = engine.stats().sequences;
-    let summary =
-        service::summarize(&engine, "Rice prices rose again. The government promised to act.", &summary_options(512))
-            .unwrap();
+    let summary = service::summarize(
+        &engine,
+        "Rice prices rose again. The government promised to act.",
+        &summary_options(512),
+        None,
+    )
+    .unwrap();
     assert_eq!(summary.rounds.len(), 1);
     assert_eq!(summary.rounds[0].len(), 1);
     assert_eq!(engine.stats().sequences - before, 1);
-    assert_eq!(service::summarize(&engine, "  \n ", &summary_options(512)).unwrap().text, "");
+    assert_eq!(service::summarize(&engine, "  \n ", &summary_options(512), None).unwrap().text, "");
 }
 
 #[test]
@@ -94,7 +98,7 @@ fn briefs_of_the_seed_articles_have_the_documented_structure() {
     for path in seeds {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let brief = service::make_brief(&translator, &summarizer, &name, &text, &options).unwrap();
+        let brief = service::make_brief(&translator, &summarizer, &name, &text, &options, None).unwrap();
         let source_paragraphs: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(brief.headline.source, source_paragraphs[0].trim(), "{name}: the headline is the first line");
         assert_eq!(brief.paragraphs.len() + 1, source_paragraphs.len(), "{name}: one paragraph per source paragraph");
@@ -130,8 +134,8 @@ fn an_empty_article_is_the_callers_error() {
     let tmp = tempfile::tempdir().unwrap();
     let translator = common::marian_engine("tiny", tmp.path());
     let summarizer = common::t5_engine("t5-v1_0", Some("summarization"), None);
-    let err =
-        service::make_brief(&translator, &summarizer, "empty.txt", " \n\n", &BriefOptions::default()).unwrap_err();
+    let err = service::make_brief(&translator, &summarizer, "empty.txt", " \n\n", &BriefOptions::default(), None)
+        .unwrap_err();
     assert!(err.is_client_error() && err.to_string().contains("empty.txt: the article is empty"), "{err}");
 }
 
@@ -188,7 +192,7 @@ fn the_schema_rejects_a_brief_that_breaks_it() {
     let translator = common::marian_engine("tiny", tmp.path());
     let summarizer = common::t5_engine("t5-v1_0", Some("summarization"), None);
     let text = "Judul\nIsi berita.";
-    let brief = service::make_brief(&translator, &summarizer, "a.txt", text, &BriefOptions::default()).unwrap();
+    let brief = service::make_brief(&translator, &summarizer, "a.txt", text, &BriefOptions::default(), None).unwrap();
     let good: serde_json::Value = serde_json::from_str(&brief.to_json()).unwrap();
     common::assert_valid_brief_json(&good);
     for (field, bad) in [("summary", serde_json::Value::Null), ("id", "XYZ".into()), ("created_at", "yesterday".into())]

@@ -1,13 +1,17 @@
-//! A loaded model put to work on text: tokenization, splitting of over-long inputs, length-sorted batches under
-//! a token budget, search, decoding — results in the caller's order.
+//! A loaded model put to work on text. The [`Codec`] (tokenizer, prefix, limits, search defaults) is shared by
+//! any number of threads: it plans texts into token sequences and decodes results. The model itself stays with
+//! one owner: an [`Engine`] used directly, or a [`worker::Worker`] thread that batches requests dynamically.
+
+pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use candle_core::{DType, Device};
 
 use crate::generate::{generate, Overrides, SearchOptions};
-use crate::models::{self, hub, LoadedModel, ModelError, ModelSource, Seq2Seq};
+use crate::models::{self, hub, GenerationConfig, LoadedModel, ModelError, ModelSource, Seq2Seq, Seq2SeqSpec};
 use crate::tokenize::{Tokenizer, TokenizerError};
 
 /// What can go wrong in the engine; `Input` errors are the caller's to fix.
@@ -19,6 +23,15 @@ pub enum EngineError {
     Tokenizer(#[from] TokenizerError),
     #[error("{0}")]
     Input(String),
+    /// The request queue is full; try again after the given number of seconds.
+    #[error("the {model} queue is full ({queued} sequences waiting); retry in {retry_after_secs} s")]
+    Busy { model: String, queued: usize, retry_after_secs: u64 },
+    #[error("the request did not finish within its time limit")]
+    Timeout,
+    #[error("the {0} worker has stopped")]
+    Stopped(String),
+    #[error("the model failed: {0}")]
+    Failed(String),
 }
 
 impl EngineError {
@@ -67,7 +80,7 @@ pub struct ModelInfo {
     pub model_type: String,
 }
 
-/// Work done by an engine since it was loaded.
+/// Work done by a model since it was loaded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EngineStats {
     /// Batches run through the model.
@@ -85,33 +98,60 @@ struct Counters {
     tokens: AtomicU64,
 }
 
-/// A model with its tokenizer, ready to turn texts into texts.
-pub struct Engine {
-    loaded: LoadedModel,
+impl Counters {
+    fn record(&self, outputs: &[Vec<u32>]) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.sequences.fetch_add(outputs.len() as u64, Ordering::Relaxed);
+        self.tokens.fetch_add(outputs.iter().map(|o| o.len() as u64).sum(), Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> EngineStats {
+        EngineStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            sequences: self.sequences.load(Ordering::Relaxed),
+            tokens: self.tokens.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Everything about a model but the model: text ↔ token sequences, input limits, search defaults.
+pub struct Codec {
     tokenizer: Tokenizer,
     info: ModelInfo,
-    batch: BatchLimits,
+    weights_digest: String,
     prefix: String,
+    spec: Seq2SeqSpec,
+    generation: GenerationConfig,
     counters: Counters,
 }
 
-impl Engine {
-    /// Resolves (downloading if needed) and loads the model and tokenizer.
-    pub fn load(config: &EngineConfig) -> Result<Self, EngineError> {
-        let files = hub::resolve(&config.source, config.progress)?;
-        let mut loaded = models::load(&files, &config.device, config.dtype)?;
-        let tokenizer = Tokenizer::from_dir(&files.dir)?;
-        let info =
-            ModelInfo { id: files.id.clone(), revision: files.revision.clone(), model_type: loaded.model_type.clone() };
-        let task_prefix = match &config.task {
-            Some(task) => {
-                let config_json = loaded.config_json.clone();
-                loaded.generation.apply_task(&config_json, task)
-            }
-            None => None,
-        };
-        let prefix = config.prefix.clone().or(task_prefix).unwrap_or_default();
-        Ok(Self { loaded, tokenizer, info, batch: config.batch, prefix, counters: Counters::default() })
+/// How a list of texts maps onto the token sequences to generate for: unique pieces, and each text's pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Unique pieces to generate for: normalised text (prefix excluded) and token ids (prefix included).
+    pub pieces: Vec<Piece>,
+    /// For each input text, the indices of its pieces, in order (empty for a blank text).
+    pub texts: Vec<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub text: String,
+    pub ids: Vec<u32>,
+}
+
+impl Codec {
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// SHA-256 over the weight files.
+    pub fn weights_digest(&self) -> &str {
+        &self.weights_digest
     }
 
     /// The text put before every input.
@@ -119,30 +159,18 @@ impl Engine {
         &self.prefix
     }
 
-    /// Work done so far.
+    pub fn spec(&self) -> &Seq2SeqSpec {
+        &self.spec
+    }
+
+    /// Work done so far by the model behind this codec.
     pub fn stats(&self) -> EngineStats {
-        EngineStats {
-            batches: self.counters.batches.load(Ordering::Relaxed),
-            sequences: self.counters.sequences.load(Ordering::Relaxed),
-            tokens: self.counters.tokens.load(Ordering::Relaxed),
-        }
-    }
-
-    pub fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    pub fn model(&self) -> &dyn Seq2Seq {
-        self.loaded.model.as_ref()
-    }
-
-    pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+        self.counters.snapshot()
     }
 
     /// The search settings a request with `overrides` runs with (errors are the caller's).
     pub fn search_options(&self, overrides: &Overrides) -> Result<SearchOptions, EngineError> {
-        SearchOptions::resolve(&self.loaded.generation, self.model(), overrides).map_err(|e| match e {
+        SearchOptions::resolve(&self.generation, &self.spec, overrides).map_err(|e| match e {
             ModelError::Input(msg) => EngineError::Input(msg),
             other => EngineError::Model(other),
         })
@@ -151,8 +179,7 @@ impl Engine {
     /// Longest input given to the model in one piece, in tokens (prefix and `</s>` included): the model's hard
     /// limit, or the length it was trained on when it has no hard limit.
     pub fn max_source_tokens(&self) -> Option<usize> {
-        let spec = self.model().spec();
-        spec.max_source_tokens.or(spec.trained_source_tokens)
+        self.spec.max_source_tokens.or(self.spec.trained_source_tokens)
     }
 
     /// Number of tokens the model sees for `text` (prefix included).
@@ -168,73 +195,52 @@ impl Engine {
         }
     }
 
-    /// Generates one output per input text, in order. Blank inputs give empty outputs; duplicates are computed
-    /// once; an input longer than the encoder takes is split at clause or word boundaries and its parts' outputs
-    /// joined, so nothing is cut off.
-    pub fn generate_texts(&self, texts: &[String], overrides: &Overrides) -> Result<Vec<String>, EngineError> {
-        let options = self.search_options(overrides)?;
-        // Unique non-blank pieces to generate for, and how each input is assembled from them.
-        let mut pieces: Vec<Vec<u32>> = Vec::new();
+    /// Text of generated ids.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
+        Ok(self.tokenizer.decode(ids)?)
+    }
+
+    /// Plans `texts`: blank texts need nothing; whitespace is normalised; duplicates are computed once; a text
+    /// longer than the model takes in one piece is split at clause or word boundaries, so nothing is cut off.
+    pub fn plan(&self, texts: &[String]) -> Result<Plan, EngineError> {
+        let mut pieces: Vec<Piece> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        let mut plans: Vec<Vec<usize>> = Vec::with_capacity(texts.len());
+        let mut plans = Vec::with_capacity(texts.len());
         for text in texts {
-            let text = text.trim();
+            let text = normalize_whitespace(text);
             if text.is_empty() {
                 plans.push(Vec::new());
                 continue;
             }
             let mut plan = Vec::new();
-            for part in self.fit_to_encoder(text)? {
+            for part in self.fit(&text)? {
                 let next = pieces.len();
-                let slot = *index.entry(part.text).or_insert(next);
+                let slot = *index.entry(part.text.clone()).or_insert(next);
                 if slot == next {
-                    pieces.push(part.ids);
+                    pieces.push(part);
                 }
                 plan.push(slot);
             }
             plans.push(plan);
         }
-        let outputs = self.generate_ids(&pieces, &options)?;
-        let decoded = outputs.iter().map(|ids| self.tokenizer.decode(ids)).collect::<Result<Vec<_>, _>>()?;
-        Ok(plans
+        Ok(Plan { pieces, texts: plans })
+    }
+
+    /// Each text's output: its pieces' outputs joined with spaces.
+    pub fn assemble(&self, plan: &Plan, outputs: &[String]) -> Vec<String> {
+        plan.texts
             .iter()
-            .map(|plan| {
-                plan.iter().map(|&i| decoded[i].as_str()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
-            })
-            .collect())
+            .map(|p| p.iter().map(|&i| outputs[i].as_str()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" "))
+            .collect()
     }
 
-    /// Runs the search over token sequences, batched by length; outputs in input order, without the start token.
-    pub fn generate_ids(&self, sources: &[Vec<u32>], options: &SearchOptions) -> Result<Vec<Vec<u32>>, EngineError> {
-        let mut order: Vec<usize> = (0..sources.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(sources[i].len()));
-        let mut outputs = vec![Vec::new(); sources.len()];
-        let mut start = 0;
-        while start < order.len() {
-            let longest = sources[order[start]].len().max(1);
-            let fit = (self.batch.max_tokens / longest).clamp(1, self.batch.max_sequences.max(1));
-            let end = (start + fit).min(order.len());
-            let batch: Vec<Vec<u32>> = order[start..end].iter().map(|&i| sources[i].clone()).collect();
-            let hyps = generate(self.model(), &batch, options)?;
-            self.counters.batches.fetch_add(1, Ordering::Relaxed);
-            self.counters.sequences.fetch_add(hyps.len() as u64, Ordering::Relaxed);
-            self.counters.tokens.fetch_add(hyps.iter().map(|h| h.tokens.len() as u64).sum(), Ordering::Relaxed);
-            for (&i, hyp) in order[start..end].iter().zip(hyps) {
-                outputs[i] = hyp.tokens;
-            }
-            start = end;
-        }
-        Ok(outputs)
-    }
-
-    /// The parts `text` is generated in: itself when it fits the encoder, else pieces split at clause or word
-    /// boundaries that each fit.
+    /// The parts `text` is generated in: itself when it fits, else pieces split at clause or word boundaries that
+    /// each fit.
     pub fn split_for_encoder(&self, text: &str) -> Result<Vec<String>, EngineError> {
-        Ok(self.fit_to_encoder(text.trim())?.into_iter().map(|p| p.text).collect())
+        Ok(self.fit(&normalize_whitespace(text))?.into_iter().map(|p| p.text).collect())
     }
 
-    /// `text` as one or more parts that each fit the encoder.
-    fn fit_to_encoder(&self, text: &str) -> Result<Vec<Part>, EngineError> {
+    fn fit(&self, text: &str) -> Result<Vec<Piece>, EngineError> {
         let ids = self.encode(text)?;
         match self.max_source_tokens() {
             Some(max) if ids.len() > max => {
@@ -245,18 +251,131 @@ impl Engine {
                         ids.len()
                     )));
                 }
-                let mut parts = self.fit_to_encoder(left)?;
-                parts.extend(self.fit_to_encoder(right)?);
+                let mut parts = self.fit(left)?;
+                parts.extend(self.fit(right)?);
                 Ok(parts)
             }
-            _ => Ok(vec![Part { text: text.to_string(), ids }]),
+            _ => Ok(vec![Piece { text: text.to_string(), ids }]),
         }
     }
 }
 
-struct Part {
-    text: String,
-    ids: Vec<u32>,
+/// Trims and folds runs of whitespace into one space: texts that differ only there tokenize identically.
+pub fn normalize_whitespace(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A model with its codec, used from one thread: generates for batches of token sequences.
+pub struct Engine {
+    model: Box<dyn Seq2Seq + Send>,
+    codec: Arc<Codec>,
+    batch: BatchLimits,
+}
+
+impl Engine {
+    /// Resolves (downloading if needed) and loads the model and tokenizer.
+    pub fn load(config: &EngineConfig) -> Result<Self, EngineError> {
+        let files = hub::resolve(&config.source, config.progress)?;
+        let LoadedModel { model, mut generation, model_type, config_json, weights_digest, .. } =
+            models::load(&files, &config.device, config.dtype)?;
+        let tokenizer = Tokenizer::from_dir(&files.dir)?;
+        let info = ModelInfo { id: files.id.clone(), revision: files.revision.clone(), model_type };
+        let task_prefix = config.task.as_deref().and_then(|task| generation.apply_task(&config_json, task));
+        let prefix = config.prefix.clone().or(task_prefix).unwrap_or_default();
+        let spec = model.spec().clone();
+        let codec = Codec { tokenizer, info, weights_digest, prefix, spec, generation, counters: Counters::default() };
+        Ok(Self { model, codec: Arc::new(codec), batch: config.batch })
+    }
+
+    pub fn codec(&self) -> &Arc<Codec> {
+        &self.codec
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        self.codec.info()
+    }
+
+    pub fn model(&self) -> &dyn Seq2Seq {
+        self.model.as_ref()
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        self.codec.tokenizer()
+    }
+
+    pub fn prefix(&self) -> &str {
+        self.codec.prefix()
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.codec.stats()
+    }
+
+    pub fn batch_limits(&self) -> BatchLimits {
+        self.batch
+    }
+
+    pub fn search_options(&self, overrides: &Overrides) -> Result<SearchOptions, EngineError> {
+        self.codec.search_options(overrides)
+    }
+
+    pub fn max_source_tokens(&self) -> Option<usize> {
+        self.codec.max_source_tokens()
+    }
+
+    pub fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
+        self.codec.count_tokens(text)
+    }
+
+    pub fn split_for_encoder(&self, text: &str) -> Result<Vec<String>, EngineError> {
+        self.codec.split_for_encoder(text)
+    }
+
+    /// Generates one output per input text, in order (see [`Codec::plan`]).
+    pub fn generate_texts(&self, texts: &[String], overrides: &Overrides) -> Result<Vec<String>, EngineError> {
+        let options = self.search_options(overrides)?;
+        let plan = self.codec.plan(texts)?;
+        let sources: Vec<Vec<u32>> = plan.pieces.iter().map(|p| p.ids.clone()).collect();
+        let outputs = self.generate_ids(&sources, &options)?;
+        let decoded = outputs.iter().map(|ids| self.codec.decode(ids)).collect::<Result<Vec<_>, _>>()?;
+        Ok(self.codec.assemble(&plan, &decoded))
+    }
+
+    /// Runs the search over token sequences, batched by length; outputs in input order, without the start token.
+    pub fn generate_ids(&self, sources: &[Vec<u32>], options: &SearchOptions) -> Result<Vec<Vec<u32>>, EngineError> {
+        let mut outputs = vec![Vec::new(); sources.len()];
+        for batch in length_sorted_batches(sources, self.batch) {
+            let inputs: Vec<Vec<u32>> = batch.iter().map(|&i| sources[i].clone()).collect();
+            let results = self.run_batch(&inputs, options)?;
+            for (&i, out) in batch.iter().zip(results) {
+                outputs[i] = out;
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// One batch through the model, as given.
+    pub fn run_batch(&self, sources: &[Vec<u32>], options: &SearchOptions) -> Result<Vec<Vec<u32>>, EngineError> {
+        let outputs: Vec<Vec<u32>> = generate(self.model(), sources, options)?.into_iter().map(|h| h.tokens).collect();
+        self.codec.counters.record(&outputs);
+        Ok(outputs)
+    }
+}
+
+/// Indices of `sources` grouped into batches: longest first, each within `limits` (padding included).
+pub fn length_sorted_batches(sources: &[Vec<u32>], limits: BatchLimits) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..sources.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sources[i].len()));
+    let mut batches = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let longest = sources[order[start]].len().max(1);
+        let fit = (limits.max_tokens / longest).clamp(1, limits.max_sequences.max(1));
+        let end = (start + fit).min(order.len());
+        batches.push(order[start..end].to_vec());
+        start = end;
+    }
+    batches
 }
 
 /// Splits `text` near its middle at the strongest boundary available: after `;`/`:`, then after `,`, then at a
@@ -284,7 +403,7 @@ fn split_in_two(text: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::split_in_two;
+    use super::*;
 
     #[test]
     fn splits_prefer_clauses_then_words_then_characters() {
@@ -294,5 +413,20 @@ mod tests {
         assert_eq!(split_in_two("abcdef"), ("abc", "def"));
         assert_eq!(split_in_two("日本語の文"), ("日本語", "の文"));
         assert_eq!(split_in_two("x"), ("", "x"));
+    }
+
+    #[test]
+    fn batches_are_length_sorted_within_limits() {
+        let sources: Vec<Vec<u32>> = [3, 10, 1, 7, 7, 2].iter().map(|&n| vec![0; n]).collect();
+        let limits = BatchLimits { max_sequences: 2, max_tokens: 20 };
+        assert_eq!(length_sorted_batches(&sources, limits), vec![vec![1, 3], vec![4, 0], vec![5, 2]]);
+        let tight = BatchLimits { max_sequences: 8, max_tokens: 9 };
+        assert_eq!(length_sorted_batches(&sources, tight), vec![vec![1], vec![3], vec![4], vec![0, 5, 2]]);
+        assert!(length_sorted_batches(&[], limits).is_empty());
+    }
+
+    #[test]
+    fn whitespace_is_normalised() {
+        assert_eq!(normalize_whitespace("  a \t b\n\nc "), "a b c");
     }
 }

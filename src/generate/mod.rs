@@ -5,7 +5,7 @@ mod processors;
 mod search;
 
 use crate::models::config::EarlyStopping;
-use crate::models::{GenerationConfig, ModelError, Seq2Seq, SourceBatch};
+use crate::models::{GenerationConfig, ModelError, Seq2Seq, Seq2SeqSpec, SourceBatch};
 
 pub use processors::LogitsProcessor;
 
@@ -54,7 +54,7 @@ impl std::str::FromStr for EarlyStoppingOption {
 }
 
 /// Fully resolved search settings, in the reference's terms: `max_length` counts the decoder start token.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SearchOptions {
     pub num_beams: usize,
     pub max_length: usize,
@@ -75,8 +75,7 @@ pub struct SearchOptions {
 impl SearchOptions {
     /// The model's defaults with `overrides` applied, as `generate(**kwargs)` combines them. Explicit requests the
     /// model cannot satisfy are errors; a default beyond the model's positions is capped to them.
-    pub fn resolve(config: &GenerationConfig, model: &dyn Seq2Seq, overrides: &Overrides) -> Result<Self, ModelError> {
-        let spec = model.spec();
+    pub fn resolve(config: &GenerationConfig, spec: &Seq2SeqSpec, overrides: &Overrides) -> Result<Self, ModelError> {
         let num_beams = overrides.num_beams.unwrap_or(config.num_beams);
         if num_beams == 0 {
             return Err(ModelError::Input("the number of beams must be at least 1".into()));

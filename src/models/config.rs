@@ -142,7 +142,7 @@ impl MarianConfig {
 }
 
 /// `early_stopping`: `true`, `false` or `"never"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub enum EarlyStopping {
     #[default]
     Heuristic,

@@ -173,6 +173,8 @@ pub struct LoadedModel {
     pub files: ModelFiles,
     /// The parsed `config.json` (for `task_specific_params`).
     pub config_json: serde_json::Value,
+    /// SHA-256 over the weight files (see [`weights::digest`]).
+    pub weights_digest: String,
 }
 
 /// Loads the model in `files.dir` for `device`, computing in `dtype`. The architecture comes from
@@ -205,5 +207,6 @@ pub fn load(files: &ModelFiles, device: &Device, dtype: DType) -> Result<LoadedM
             })
         }
     };
-    Ok(LoadedModel { model, generation, model_type, files: files.clone(), config_json })
+    let weights_digest = weights::digest(&weight_files)?;
+    Ok(LoadedModel { model, generation, model_type, files: files.clone(), config_json, weights_digest })
 }

@@ -181,3 +181,28 @@ fn tensor_from_view(view: &safetensors::tensor::TensorView<'_>) -> Result<Tensor
     };
     Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu).map_err(|e| e.to_string())
 }
+
+/// A digest of the weights: SHA-256 over each weight file's SHA-256. Files in the hub cache are named by their
+/// SHA-256 (LFS blobs), which is used without reading them; other files are hashed.
+pub fn digest(files: &WeightFiles) -> Result<String, ModelError> {
+    use sha2::{Digest, Sha256};
+    let mut combined = Sha256::new();
+    for path in files.paths() {
+        let blob_name = std::fs::read_link(path)
+            .ok()
+            .and_then(|target| target.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .filter(|n| n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit()));
+        let file_digest = match blob_name {
+            Some(sha) => sha,
+            None => {
+                let mut file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+                let mut h = Sha256::new();
+                std::io::copy(&mut file, &mut h).map_err(|e| ModelError::io(path, e))?;
+                format!("{:x}", h.finalize())
+            }
+        };
+        combined.update(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().as_bytes());
+        combined.update(file_digest.as_bytes());
+    }
+    Ok(format!("{:x}", combined.finalize()))
+}

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::summary::{summarize, SummaryOptions};
-use crate::engine::{Engine, EngineError, ModelInfo};
+use super::{Generator, ServiceError};
+use crate::engine::ModelInfo;
 use crate::generate::Overrides;
 use crate::tokenize::segment::{Document, Line};
 
@@ -86,12 +87,13 @@ pub fn brief_id(text: &str) -> String {
 
 /// Translates the article `text` (named `name`), summarizes the English, and assembles the brief.
 pub fn make_brief(
-    translator: &Engine,
-    summarizer: &Engine,
+    translator: &dyn Generator,
+    summarizer: &dyn Generator,
     name: &str,
     text: &str,
     options: &BriefOptions,
-) -> Result<Brief, EngineError> {
+    deadline: Option<Instant>,
+) -> Result<Brief, ServiceError> {
     let started = Instant::now();
     let doc = Document::parse(text);
     let paragraphs: Vec<(&str, &Vec<String>)> = doc
@@ -103,11 +105,11 @@ pub fn make_brief(
         })
         .collect();
     if paragraphs.is_empty() {
-        return Err(EngineError::Input(format!("{name}: the article is empty")));
+        return Err(ServiceError::Input(format!("{name}: the article is empty")));
     }
     let sentences: Vec<String> = paragraphs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
-    let english = translator.generate_texts(&sentences, &options.translate)?;
-    let mut next = english.into_iter();
+    let english = translator.generate(&sentences, &options.translate, deadline)?;
+    let mut next = english.into_iter().map(|g| g.text);
     let pairs: Vec<Bilingual> = paragraphs
         .iter()
         .map(|(prefix, sentences)| {
@@ -130,7 +132,7 @@ pub fn make_brief(
     } else {
         body.iter().map(|p| p.english.as_str()).collect::<Vec<_>>().join("\n")
     };
-    let summary = summarize(summarizer, &summary_input, &options.summary)?;
+    let summary = summarize(summarizer, &summary_input, &options.summary, deadline)?;
     let summarize_ms = summarizing.elapsed().as_millis() as u64;
 
     Ok(Brief {
@@ -146,7 +148,7 @@ pub fn make_brief(
         headline: headline.clone(),
         summary: summary.text,
         paragraphs: body.to_vec(),
-        models: Models { translate: translator.info().clone(), summarize: summarizer.info().clone() },
+        models: Models { translate: translator.codec().info().clone(), summarize: summarizer.codec().info().clone() },
         summary_method: SummaryMethod { chunks_per_round: summary.rounds.iter().map(Vec::len).collect() },
         timings: Timings { translate_ms, summarize_ms, total_ms: started.elapsed().as_millis() as u64 },
         created_at: now_rfc3339(),

@@ -46,7 +46,8 @@ impl Document {
     }
 
     /// Rebuilds the text with each sentence replaced by the next of `translated` (as many as [`Self::sentences`]
-    /// yields), sentences of a paragraph joined by a space; line structure, prefixes and blank lines unchanged.
+    /// yields), the non-empty ones of a paragraph joined by a space; line structure, prefixes and blank lines
+    /// unchanged.
     pub fn render(&self, translated: &[String]) -> String {
         let mut next = translated.iter();
         let lines: Vec<String> = self
@@ -55,8 +56,11 @@ impl Document {
             .map(|line| match line {
                 Line::Blank(s) => s.clone(),
                 Line::Paragraph { prefix, sentences } => {
-                    let parts: Vec<&str> =
-                        sentences.iter().map(|_| next.next().map(String::as_str).unwrap_or("")).collect();
+                    let parts: Vec<&str> = sentences
+                        .iter()
+                        .map(|_| next.next().map(String::as_str).unwrap_or(""))
+                        .filter(|s| !s.is_empty())
+                        .collect();
                     format!("{prefix}{}", parts.join(" "))
                 }
             })

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: fixture paths and model directories assembled from fixtures.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 
 use brief::generate::{generate, EarlyStoppingOption, Overrides, SearchOptions};
@@ -123,7 +125,7 @@ pub fn check_parity(name: &str, dir: &Path) {
         assert_eq!(&tokenizer.encode(text).unwrap(), ids, "{name}: tokenizer ids of {text:?}");
     }
     for case in &expected.cases {
-        let options = SearchOptions::resolve(&loaded.generation, model, &overrides(&case.options)).unwrap();
+        let options = SearchOptions::resolve(&loaded.generation, model.spec(), &overrides(&case.options)).unwrap();
         let hyps = generate(model, &expected.input_ids, &options).unwrap();
         let width = case.outputs[0].len();
         // The reference pads finished greedy rows with the pad token and beam rows with `pad or eos` (Python

@@ -1,0 +1,336 @@
+//! A model on its own OS thread, fed through a bounded queue: sequences of concurrent requests are merged into
+//! length-sorted batches (bounded wait, bounded tokens), and every caller gets what an unbatched run gives.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{length_sorted_batches, BatchLimits, Codec, Engine, EngineError};
+use crate::generate::SearchOptions;
+use crate::metrics::Metrics;
+
+/// How a worker queues and batches.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// A short name for logs, errors and metric labels (`translate`, `summarize`).
+    pub name: String,
+    /// Most sequences waiting; a request that would exceed it is refused with [`EngineError::Busy`] (a request
+    /// larger than the whole queue is still taken when nothing else waits).
+    pub max_queue: usize,
+    /// How long the first request of a batch waits for others to join it.
+    pub batch_wait: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self { name: "model".into(), max_queue: 1024, batch_wait: Duration::from_millis(5) }
+    }
+}
+
+type Reply = Result<Vec<Vec<u32>>, EngineError>;
+
+struct Job {
+    sources: Vec<Vec<u32>>,
+    options: Arc<SearchOptions>,
+    reply: mpsc::SyncSender<Reply>,
+    deadline: Option<Instant>,
+    cancelled: Arc<AtomicBool>,
+}
+
+enum Message {
+    Job(Job),
+    Stop,
+}
+
+/// The handle to a model thread. Cheap to share behind an `Arc`; dropping the last one stops the thread after
+/// the queued work is done.
+pub struct Worker {
+    codec: Arc<Codec>,
+    config: WorkerConfig,
+    sender: Mutex<mpsc::Sender<Message>>,
+    queued: Arc<AtomicUsize>,
+    /// Exponential moving average of a batch's duration, in microseconds (for `Retry-After`).
+    batch_micros: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Moves `engine` onto a new thread.
+    pub fn spawn(engine: Engine, config: WorkerConfig, metrics: Arc<Metrics>) -> Self {
+        let codec = engine.codec().clone();
+        let (sender, receiver) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let batch_micros = Arc::new(AtomicU64::new(0));
+        let state = Loop {
+            engine,
+            limits: BatchLimits::default(),
+            config: config.clone(),
+            receiver,
+            queued: queued.clone(),
+            batch_micros: batch_micros.clone(),
+            metrics,
+            queue: VecDeque::new(),
+            jobs: HashMap::new(),
+            next_job: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("brief-{}", config.name))
+            .spawn(move || state.run())
+            .expect("the OS can start a thread");
+        Self { codec, config, sender: Mutex::new(sender), queued, batch_micros, thread: Some(thread) }
+    }
+
+    pub fn codec(&self) -> &Arc<Codec> {
+        &self.codec
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Sequences waiting now.
+    pub fn queue_depth(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Generates for `sources` with `options` and waits for the result (until `deadline`, if any).
+    pub fn generate(&self, sources: Vec<Vec<u32>>, options: SearchOptions, deadline: Option<Instant>) -> Reply {
+        if sources.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = sources.len();
+        let before = self.queued.fetch_add(n, Ordering::SeqCst);
+        if before + n > self.config.max_queue && before > 0 {
+            self.queued.fetch_sub(n, Ordering::SeqCst);
+            return Err(self.busy(before));
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let job = Job { sources, options: Arc::new(options), reply, deadline, cancelled: cancelled.clone() };
+        let sent = self.sender.lock().unwrap_or_else(|p| p.into_inner()).send(Message::Job(job));
+        if sent.is_err() {
+            self.queued.fetch_sub(n, Ordering::SeqCst);
+            return Err(EngineError::Stopped(self.config.name.clone()));
+        }
+        let received = match deadline {
+            Some(deadline) => {
+                answer.recv_timeout(deadline.saturating_duration_since(Instant::now())).map_err(|e| match e {
+                    mpsc::RecvTimeoutError::Timeout => EngineError::Timeout,
+                    mpsc::RecvTimeoutError::Disconnected => EngineError::Stopped(self.config.name.clone()),
+                })
+            }
+            None => answer.recv().map_err(|_| EngineError::Stopped(self.config.name.clone())),
+        };
+        match received {
+            Ok(reply) => reply,
+            Err(e) => {
+                // The worker drops what is left of a cancelled job.
+                cancelled.store(true, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    fn busy(&self, queued: usize) -> EngineError {
+        let per_batch = Duration::from_micros(self.batch_micros.load(Ordering::Relaxed).max(100_000));
+        let batches_ahead = queued.div_ceil(BatchLimits::default().max_sequences.max(1)) as u32;
+        let retry_after_secs = (per_batch * batches_ahead).as_secs().clamp(1, 60);
+        EngineError::Busy { model: self.config.name.clone(), queued, retry_after_secs }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.sender.lock().unwrap_or_else(|p| p.into_inner()).send(Message::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One queued sequence.
+struct Item {
+    job: u64,
+    index: usize,
+    ids: Vec<u32>,
+}
+
+struct JobState {
+    options: Arc<SearchOptions>,
+    results: Vec<Option<Vec<u32>>>,
+    remaining: usize,
+    reply: mpsc::SyncSender<Reply>,
+    deadline: Option<Instant>,
+    cancelled: Arc<AtomicBool>,
+}
+
+/// The thread's side: the queue, the jobs in flight, and the model.
+struct Loop {
+    engine: Engine,
+    limits: BatchLimits,
+    config: WorkerConfig,
+    receiver: mpsc::Receiver<Message>,
+    queued: Arc<AtomicUsize>,
+    batch_micros: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+    queue: VecDeque<Item>,
+    jobs: HashMap<u64, JobState>,
+    next_job: u64,
+}
+
+impl Loop {
+    fn run(mut self) {
+        self.limits = self.engine.batch_limits();
+        let mut stopping = false;
+        loop {
+            if self.queue.is_empty() {
+                if stopping {
+                    break;
+                }
+                match self.receiver.recv() {
+                    Ok(Message::Job(job)) => self.add(job),
+                    Ok(Message::Stop) | Err(_) => stopping = true,
+                }
+                if self.queue.is_empty() {
+                    continue;
+                }
+            }
+            // Give concurrent requests a moment to join this batch, unless it is already full.
+            let until = Instant::now() + self.config.batch_wait;
+            while !stopping && self.queue.len() < self.limits.max_sequences {
+                match self.receiver.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(Message::Job(job)) => self.add(job),
+                    Ok(Message::Stop) => stopping = true,
+                    Err(mpsc::RecvTimeoutError::Timeout) => break,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => stopping = true,
+                }
+            }
+            while let Ok(message) = self.receiver.try_recv() {
+                match message {
+                    Message::Job(job) => self.add(job),
+                    Message::Stop => stopping = true,
+                }
+            }
+            self.drop_abandoned();
+            self.run_one_batch();
+            self.metrics.set(
+                "brief_queue_depth",
+                &[("model", &self.config.name)],
+                self.queued.load(Ordering::Relaxed) as f64,
+            );
+        }
+    }
+
+    fn add(&mut self, job: Job) {
+        let id = self.next_job;
+        self.next_job += 1;
+        let n = job.sources.len();
+        for (index, ids) in job.sources.into_iter().enumerate() {
+            self.queue.push_back(Item { job: id, index, ids });
+        }
+        self.jobs.insert(
+            id,
+            JobState {
+                options: job.options,
+                results: vec![None; n],
+                remaining: n,
+                reply: job.reply,
+                deadline: job.deadline,
+                cancelled: job.cancelled,
+            },
+        );
+    }
+
+    /// Removes the items of jobs whose caller gave up or whose deadline passed.
+    fn drop_abandoned(&mut self) {
+        let now = Instant::now();
+        let dead: Vec<u64> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.cancelled.load(Ordering::SeqCst) || j.deadline.is_some_and(|d| d <= now))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in dead {
+            self.fail(id, EngineError::Timeout);
+        }
+    }
+
+    /// Answers job `id` with `error` and forgets its queued items.
+    fn fail(&mut self, id: u64, error: EngineError) {
+        let before = self.queue.len();
+        self.queue.retain(|item| item.job != id);
+        self.queued.fetch_sub(before - self.queue.len(), Ordering::SeqCst);
+        if let Some(job) = self.jobs.remove(&id) {
+            let _ = job.reply.try_send(Err(error));
+        }
+    }
+
+    /// Takes the oldest items that share the first item's options (at most one batch's worth, so that none
+    /// waits long), sorts them by length, runs the batch that fits the limits, and answers completed jobs.
+    fn run_one_batch(&mut self) {
+        let Some(head) = self.queue.front() else { return };
+        let options = self.jobs[&head.job].options.clone();
+        let candidates: Vec<usize> = self
+            .queue
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| *self.jobs[&item.job].options == *options)
+            .map(|(position, _)| position)
+            .take(self.limits.max_sequences)
+            .collect();
+        let sources: Vec<Vec<u32>> = candidates.iter().map(|&p| self.queue[p].ids.clone()).collect();
+        let chosen: Vec<usize> = length_sorted_batches(&sources, self.limits).into_iter().next().unwrap_or_default();
+        let mut positions: Vec<usize> = chosen.iter().map(|&c| candidates[c]).collect();
+        positions.sort_unstable();
+        let items: Vec<Item> = positions.iter().rev().filter_map(|&p| self.queue.remove(p)).collect();
+        self.queued.fetch_sub(items.len(), Ordering::SeqCst);
+        let inputs: Vec<Vec<u32>> = items.iter().map(|i| i.ids.clone()).collect();
+
+        let started = Instant::now();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.engine.run_batch(&inputs, &options)))
+            .unwrap_or_else(|_| {
+                Err(EngineError::Failed(format!("the {} model panicked on a batch", self.config.name)))
+            });
+        let elapsed = started.elapsed();
+        let name = self.config.name.clone();
+        let labels = [("model", name.as_str())];
+        self.metrics.observe("brief_batch_size", &labels, items.len() as f64);
+        self.metrics.observe("brief_batch_duration_seconds", &labels, elapsed.as_secs_f64());
+        let previous = self.batch_micros.load(Ordering::Relaxed);
+        let now = elapsed.as_micros() as u64;
+        self.batch_micros.store(if previous == 0 { now } else { (previous * 7 + now) / 8 }, Ordering::Relaxed);
+
+        match result {
+            Ok(outputs) => {
+                let tokens: usize = outputs.iter().map(Vec::len).sum();
+                self.metrics.inc("brief_tokens_generated_total", &labels, tokens as f64);
+                self.metrics.inc("brief_sequences_generated_total", &labels, outputs.len() as f64);
+                for (item, output) in items.into_iter().zip(outputs) {
+                    let Some(job) = self.jobs.get_mut(&item.job) else { continue };
+                    job.results[item.index] = Some(output);
+                    job.remaining -= 1;
+                    if job.remaining == 0 {
+                        let job = self.jobs.remove(&item.job).expect("the job is present");
+                        let results = job.results.into_iter().map(Option::unwrap_or_default).collect();
+                        let _ = job.reply.try_send(Ok(results));
+                    }
+                }
+            }
+            Err(error) => {
+                // Every job with a sequence in the failed batch gets the error.
+                let mut failed: Vec<u64> = items.iter().map(|i| i.job).collect();
+                failed.dedup();
+                let message = error.to_string();
+                let client = error.is_client_error();
+                for id in failed {
+                    let e =
+                        if client { EngineError::Input(message.clone()) } else { EngineError::Failed(message.clone()) };
+                    self.fail(id, e);
+                }
+            }
+        }
+    }
+}

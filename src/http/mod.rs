@@ -1,0 +1,179 @@
+//! `brief serve`: the router, request metrics, body limit, background model loading and graceful shutdown.
+
+pub mod api;
+pub mod error;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::generate::Overrides;
+use crate::metrics::Metrics;
+use crate::service::{Service, SummaryOptions};
+use error::ApiError;
+
+/// How the server behaves (from `brief serve`'s options).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// A request still unanswered after this gets 504.
+    pub request_timeout: Duration,
+    /// When set, requests must carry this key (`api_key` or `Authorization: Bearer`).
+    pub api_key: Option<String>,
+}
+
+/// Search defaults for requests that do not set them.
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    pub translate: Overrides,
+    pub summary: SummaryOptions,
+}
+
+/// What every handler sees. The service is set once the models are loaded.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<OnceLock<Arc<Service>>>,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<ServerConfig>,
+    pub defaults: Arc<Defaults>,
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .route("/translate", post(api::translate))
+        .route("/detect", post(api::detect))
+        .route("/languages", get(api::languages))
+        .route("/v1/translate", post(api::v1_translate))
+        .route("/v1/summarize", post(api::v1_summarize))
+        .route("/v1/briefs", post(api::v1_create_brief).get(api::v1_list_briefs))
+        .route("/v1/briefs/{id}", get(api::v1_get_brief))
+        .route("/health", get(api::health))
+        .route("/metrics", get(api::metrics))
+        .route("/openapi.json", get(api::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+}
+
+/// Counts requests and their latency by route and status.
+async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    state.metrics.inc("brief_http_requests_total", &[("route", &route), ("status", &status)], 1.0);
+    state.metrics.observe("brief_http_request_duration_seconds", &[("route", &route)], started.elapsed().as_secs_f64());
+    tracing::info!(route, status, ms = started.elapsed().as_millis() as u64, "request");
+    response
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight. The listener is bound before the models
+/// load (so `/health` answers `loading` meanwhile); `load` runs on a blocking thread, and its failure stops the
+/// server with that error.
+pub async fn serve<F>(
+    config: ServerConfig,
+    defaults: Defaults,
+    metrics: Arc<Metrics>,
+    load: F,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()>
+where
+    F: FnOnce() -> anyhow::Result<Service> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        service: Arc::new(OnceLock::new()),
+        metrics,
+        config: Arc::new(config),
+        defaults: Arc::new(defaults),
+    };
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+    let slot = state.service.clone();
+    tokio::task::spawn_blocking(move || match load() {
+        Ok(service) => {
+            let _ = slot.set(Arc::new(service));
+            tracing::info!("models loaded; ready");
+        }
+        Err(e) => {
+            let _ = failed_tx.send(e);
+        }
+    });
+    eprintln!("brief listening on http://{addr}");
+    let app = router(state).into_make_service();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        // A dropped sender (the models loaded fine) is not a reason to stop.
+        let load_failed = async {
+            if stop_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = shutdown => {},
+            _ = load_failed => {},
+        }
+    });
+    let watcher = tokio::spawn(async move {
+        match failed_rx.await {
+            Ok(e) => {
+                let _ = stop_tx.send(());
+                Some(e)
+            }
+            Err(_) => None,
+        }
+    });
+    server.await?;
+    watcher.abort();
+    match watcher.await {
+        Ok(Some(e)) => Err(e.context("loading the models")),
+        _ => Ok(()),
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

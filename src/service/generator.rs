@@ -1,0 +1,143 @@
+//! One model as the service uses it: texts in, texts out, through the cache when there is one. An [`Engine`]
+//! used directly (one thread) or a [`CachedModel`] (a worker thread, shared by many callers, and the cache).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::ServiceError;
+use crate::cache::{Cache, Entry, KeyParts};
+use crate::engine::worker::Worker;
+use crate::engine::{Codec, Engine};
+use crate::generate::Overrides;
+use crate::metrics::Metrics;
+
+/// One output text, and whether it came entirely from the cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Generated {
+    pub text: String,
+    pub cached: bool,
+}
+
+/// Texts into texts with one model.
+pub trait Generator {
+    fn codec(&self) -> &Codec;
+
+    /// One output per text, in order (see [`Codec::plan`]: blank texts give blank outputs, long ones are split).
+    fn generate(
+        &self,
+        texts: &[String],
+        overrides: &Overrides,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Generated>, ServiceError>;
+}
+
+impl Generator for Engine {
+    fn codec(&self) -> &Codec {
+        self.codec()
+    }
+
+    fn generate(
+        &self,
+        texts: &[String],
+        overrides: &Overrides,
+        _deadline: Option<Instant>,
+    ) -> Result<Vec<Generated>, ServiceError> {
+        Ok(self.generate_texts(texts, overrides)?.into_iter().map(|text| Generated { text, cached: false }).collect())
+    }
+}
+
+/// A model on its worker thread, with the cache in front of it.
+pub struct CachedModel {
+    worker: Worker,
+    cache: Option<Arc<Cache>>,
+    metrics: Arc<Metrics>,
+    /// The task name in cache keys (`translate`, `summarize`).
+    task: String,
+}
+
+impl CachedModel {
+    /// `cache` is `None` to compute everything.
+    pub fn new(worker: Worker, cache: Option<Arc<Cache>>, metrics: Arc<Metrics>, task: &str) -> Self {
+        Self { worker, cache, metrics, task: task.to_string() }
+    }
+
+    pub fn worker(&self) -> &Worker {
+        &self.worker
+    }
+}
+
+impl Generator for CachedModel {
+    fn codec(&self) -> &Codec {
+        self.worker.codec()
+    }
+
+    fn generate(
+        &self,
+        texts: &[String],
+        overrides: &Overrides,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Generated>, ServiceError> {
+        let codec = self.worker.codec();
+        let options = codec.search_options(overrides)?;
+        let plan = codec.plan(texts)?;
+        let options_json = serde_json::to_string(&options).expect("search options serialize");
+        let info = codec.info();
+        let inputs: Vec<String> = plan.pieces.iter().map(|p| format!("{}{}", codec.prefix(), p.text)).collect();
+        let keys: Vec<_> = inputs
+            .iter()
+            .map(|input| {
+                KeyParts {
+                    model_id: &info.id,
+                    revision: &info.revision,
+                    weights: codec.weights_digest(),
+                    task: &self.task,
+                    options: &options_json,
+                    input,
+                }
+                .key()
+            })
+            .collect();
+        let mut outputs: Vec<Option<String>> = match &self.cache {
+            Some(cache) => cache.get_many(&keys)?,
+            None => vec![None; keys.len()],
+        };
+        let hits: Vec<bool> = outputs.iter().map(Option::is_some).collect();
+        let misses: Vec<usize> = (0..outputs.len()).filter(|&i| outputs[i].is_none()).collect();
+        let labels = [("kind", self.task.as_str())];
+        if self.cache.is_some() {
+            self.metrics.inc("brief_cache_hits_total", &labels, (outputs.len() - misses.len()) as f64);
+            self.metrics.inc("brief_cache_misses_total", &labels, misses.len() as f64);
+        }
+        if !misses.is_empty() {
+            let sources: Vec<Vec<u32>> = misses.iter().map(|&i| plan.pieces[i].ids.clone()).collect();
+            let generated = self.worker.generate(sources, options, deadline)?;
+            let decoded = generated.iter().map(|ids| codec.decode(ids)).collect::<Result<Vec<_>, _>>()?;
+            if let Some(cache) = &self.cache {
+                let model = format!("{}@{}", info.id, info.revision);
+                let entries: Vec<Entry<'_>> = misses
+                    .iter()
+                    .zip(&decoded)
+                    .map(|(&i, output)| Entry {
+                        key: keys[i],
+                        task: &self.task,
+                        model: &model,
+                        params: &options_json,
+                        input: &inputs[i],
+                        output,
+                    })
+                    .collect();
+                cache.put_many(&entries)?;
+            }
+            for (&i, text) in misses.iter().zip(decoded) {
+                outputs[i] = Some(text);
+            }
+        }
+        let outputs: Vec<String> = outputs.into_iter().map(Option::unwrap_or_default).collect();
+        let texts_out = codec.assemble(&plan, &outputs);
+        Ok(texts_out
+            .into_iter()
+            .zip(&plan.texts)
+            .map(|(text, pieces)| Generated { text, cached: !pieces.is_empty() && pieces.iter().all(|&i| hits[i]) })
+            .collect())
+    }
+}

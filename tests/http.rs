@@ -1,0 +1,405 @@
+//! `brief serve` over a real TCP socket with tiny models: every endpoint, every error status, dynamic batching
+//! under 64 concurrent clients, the cache across restarts and a SIGKILL, graceful shutdown.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::server::{base_args, response, Server};
+use serde_json::{json, Value};
+
+fn start(extra: &[&str]) -> (Server, tempfile::TempDir) {
+    let cache = tempfile::tempdir().unwrap();
+    let mut args = base_args(cache.path());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    (Server::start(&args, cache.path()), cache)
+}
+
+fn error_type(body: &Value) -> &str {
+    body["error_type"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn libretranslate_endpoints_answer_as_libretranslate_does() {
+    let (server, _cache) = start(&[]);
+    let (status, body) =
+        server.post_json("/translate", &json!({"q": "Harga beras naik lagi.", "source": "id", "target": "en"}));
+    assert_eq!(status, 200);
+    assert!(body["translatedText"].is_string() && body.get("detectedLanguage").is_none(), "{body}");
+
+    let (status, body) = server
+        .post_json("/translate", &json!({"q": ["Harga beras naik.", "Apa kabar?"], "source": "auto", "target": "en"}));
+    assert_eq!(status, 200);
+    assert_eq!(body["translatedText"].as_array().unwrap().len(), 2);
+    assert_eq!(body["detectedLanguage"][0]["language"], "id");
+    assert!(body["detectedLanguage"][1]["confidence"].is_number());
+
+    // Form bodies, with q repeated for a list, and with the api_key field (ignored without --api-key).
+    let form = ureq::post(&server.url("/translate")).send_form(&[
+        ("q", "Harga beras naik."),
+        ("q", "Apa kabar?"),
+        ("source", "id"),
+        ("target", "en"),
+        ("api_key", "x"),
+    ]);
+    let (status, body) = response(form);
+    assert_eq!(status, 200);
+    assert_eq!(body["translatedText"].as_array().unwrap().len(), 2);
+    let (status, body) = response(ureq::post(&server.url("/translate")).send_form(&[
+        ("q", "Halo"),
+        ("source", "auto"),
+        ("target", "en"),
+    ]));
+    assert_eq!(status, 200);
+    assert!(body["translatedText"].is_string() && body["detectedLanguage"]["language"] == "id");
+
+    // HTML: tags and attributes kept, the result well-formed.
+    let html = "<div class=\"berita\"><p>Harga <b>beras</b> naik.<br></p><img src=\"a.png\" alt=\"x\"></div><p>Apa";
+    let (status, body) =
+        server.post_json("/translate", &json!({"q": html, "source": "id", "target": "en", "format": "html"}));
+    assert_eq!(status, 200);
+    let out = body["translatedText"].as_str().unwrap();
+    assert!(
+        out.starts_with("<div class=\"berita\"><p>")
+            && out.contains("<b>")
+            && out.contains("<img src=\"a.png\" alt=\"x\" />"),
+        "{out}"
+    );
+    assert_well_formed(out);
+
+    let (status, body) = server.post_json("/detect", &json!({"q": "Harga beras naik lagi di pasar."}));
+    assert_eq!((status, body[0]["language"].as_str()), (200, Some("id")));
+    let (status, langs) = server.get("/languages");
+    let langs: Value = serde_json::from_str(&langs).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(langs[0], json!({"code": "id", "name": "Indonesian", "targets": ["en"]}));
+}
+
+/// Checks that `fragment` is well-formed XML (every element closed, nesting right).
+fn assert_well_formed(fragment: &str) {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = fragment;
+    while let Some(lt) = rest.find('<') {
+        assert!(!rest[..lt].contains('>'), "a stray '>' in text: {fragment}");
+        let end = rest[lt..].find('>').expect("every tag ends") + lt;
+        let tag = &rest[lt + 1..end];
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(stack.pop().as_deref(), Some(name.trim()), "{fragment}");
+        } else if !tag.ends_with('/') && !tag.starts_with('!') {
+            stack.push(tag.split_whitespace().next().unwrap().to_string());
+        }
+        rest = &rest[end + 1..];
+    }
+    assert!(stack.is_empty(), "unclosed {stack:?} in {fragment}");
+}
+
+#[test]
+fn native_endpoints_translate_summarize_and_store_briefs() {
+    let (server, _cache) = start(&[]);
+    let (status, body) = server
+        .post_json("/v1/translate", &json!({"texts": ["Harga beras naik lagi.\n\nApa kabar?", ""], "num_beams": 1}));
+    assert_eq!(status, 200, "{body}");
+    let translations = body["translations"].as_array().unwrap();
+    assert_eq!(translations.len(), 2);
+    assert_eq!(translations[0]["text"].as_str().unwrap().split('\n').count(), 3, "paragraphs kept");
+    assert_eq!(translations[1]["text"], "");
+    assert_eq!(translations[0]["cached"], false);
+    assert!(body["model"]["id"].as_str().unwrap().ends_with("tiny") && body["timings"]["total_ms"].is_number());
+    let (_, again) =
+        server.post_json("/v1/translate", &json!({"texts": ["Harga beras naik lagi.\n\nApa kabar?"], "num_beams": 1}));
+    assert_eq!(again["translations"][0]["cached"], true);
+    assert_eq!(again["translations"][0]["text"], translations[0]["text"]);
+
+    let text = "Rice prices rose again on Tuesday. The government promised to act. Farmers were worried.";
+    let (status, body) = server.post_json("/v1/summarize", &json!({"text": text, "num_beams": 2}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["chunks_per_round"], json!([1]));
+    assert!(!body["summary"].as_str().unwrap().is_empty() && body["model"]["model_type"] == "t5");
+
+    let article = std::fs::read_to_string(common::shared().join("seeds").join("004_86ab6c33f251c52c.txt")).unwrap();
+    let created = ureq::post(&server.url("/v1/briefs")).send_json(json!({"text": article, "name": "004.txt"})).unwrap();
+    assert_eq!(created.status(), 201);
+    let location = created.header("location").unwrap().to_string();
+    let brief: Value = created.into_json().unwrap();
+    common::assert_valid_brief_json(&brief);
+    assert_eq!(location, format!("/v1/briefs/{}", brief["id"].as_str().unwrap()));
+    let (status, stored) = server.get(&location);
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&stored).unwrap(), brief);
+    let (status, list) = server.get("/v1/briefs");
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(list["briefs"][0]["id"], brief["id"]);
+    assert_eq!(list["briefs"][0]["name"], "004.txt");
+
+    let (status, health) = server.get("/health");
+    assert_eq!(status, 200);
+    assert!(health.contains("\"status\":\"ready\""));
+    let (status, openapi) = server.get("/openapi.json");
+    let openapi: Value = serde_json::from_str(&openapi).unwrap();
+    assert_eq!(status, 200);
+    for path in [
+        "/translate",
+        "/detect",
+        "/languages",
+        "/v1/translate",
+        "/v1/summarize",
+        "/v1/briefs",
+        "/v1/briefs/{id}",
+        "/health",
+        "/metrics",
+    ] {
+        assert!(openapi["paths"].get(path).is_some(), "openapi.json lacks {path}");
+    }
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    for name in [
+        "brief_http_requests_total",
+        "brief_http_request_duration_seconds_bucket",
+        "brief_batch_size_bucket",
+        "brief_queue_depth",
+        "brief_cache_hits_total",
+        "brief_cache_misses_total",
+        "brief_tokens_generated_total",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
+}
+
+#[test]
+fn client_mistakes_get_4xx_json_errors() {
+    let (server, _cache) = start(&["--max-body-bytes", "2000"]);
+    let post = |path: &str, body: Value| server.post_json(path, &body);
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        ("/translate", json!({"source": "id", "target": "en"}), 422, "validation_error"),
+        ("/translate", json!({"q": "x", "source": "fr", "target": "en"}), 400, "unsupported_language_pair"),
+        ("/translate", json!({"q": "x", "source": "id", "target": "de"}), 400, "unsupported_language_pair"),
+        (
+            "/translate",
+            json!({"q": "The price of rice rose again in the market.", "source": "auto", "target": "en"}),
+            400,
+            "unsupported_language_pair",
+        ),
+        ("/translate", json!({"q": "x", "source": "id", "target": "en", "format": "pdf"}), 422, "validation_error"),
+        ("/translate", json!({"q": 5, "source": "id", "target": "en"}), 422, "validation_error"),
+        ("/v1/translate", json!({"texts": ["x"], "num_beams": 0}), 422, "validation_error"),
+        ("/v1/translate", json!({"texts": ["x"], "max_new_tokens": 100000}), 422, "validation_error"),
+        ("/v1/translate", json!({"texts": ["x"], "beams": 2}), 422, "validation_error"),
+        ("/v1/translate", json!({"text": "x"}), 422, "validation_error"),
+        ("/v1/summarize", json!({"text": "x", "chunk_tokens": 3}), 422, "validation_error"),
+        ("/v1/briefs", json!({"text": "  \n "}), 422, "validation_error"),
+        ("/v1/briefs", json!({"text": "Judul", "name": "../etc/passwd"}), 422, "validation_error"),
+        ("/v1/translate", json!({"texts": ["x".repeat(3000)]}), 413, "payload_too_large"),
+    ];
+    for (path, body, status, kind) in cases {
+        let (got, answer) = post(path, body.clone());
+        assert_eq!((got, error_type(&answer)), (status, kind), "{path} {body}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{answer}");
+    }
+    let raw = |path: &str, content_type: &str, body: &str| {
+        response(ureq::post(&server.url(path)).set("Content-Type", content_type).send_string(body))
+    };
+    let (status, answer) = raw("/translate", "application/json", "{not json");
+    assert_eq!((status, error_type(&answer)), (400, "invalid_json"));
+    let (status, answer) = raw("/v1/translate", "text/plain", "hello");
+    assert_eq!((status, error_type(&answer)), (415, "unsupported_media_type"));
+    let (status, answer) = raw("/translate", "application/x-www-form-urlencoded", "source=id&target=en");
+    assert_eq!((status, error_type(&answer)), (422, "validation_error"));
+    let (status, body) = server.get("/v1/briefs/0000000000000000");
+    assert_eq!((status, body.contains("not_found")), (404, true));
+    let (status, body) = server.get("/nowhere");
+    assert_eq!((status, body.contains("not_found")), (404, true));
+    let (status, body) = server.get("/translate");
+    assert_eq!((status, body.contains("method_not_allowed")), (405, true));
+    // Nothing above was the server's fault.
+    assert_eq!(server.metric("brief_http_requests_total{route=\"/translate\",status=\"500\"}"), 0.0);
+}
+
+#[test]
+fn an_api_key_is_required_when_configured() {
+    let (server, _cache) = start(&["--api-key", "sesame"]);
+    let (status, body) = server.post_json("/translate", &json!({"q": "Halo", "source": "id", "target": "en"}));
+    assert_eq!((status, error_type(&body)), (403, "forbidden"));
+    let (status, _) =
+        server.post_json("/translate", &json!({"q": "Halo", "source": "id", "target": "en", "api_key": "sesame"}));
+    assert_eq!(status, 200);
+    let (status, _) = response(
+        ureq::post(&server.url("/v1/translate"))
+            .set("Authorization", "Bearer sesame")
+            .send_json(json!({"texts": ["Halo"]})),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = server.post_json("/v1/translate", &json!({"texts": ["Halo"]}));
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    // One sequence may wait; the first request waits a second for company, so a second request finds it full.
+    let (server, _cache) = start(&["--max-queue", "1", "--batch-wait-ms", "1500", "--no-cache"]);
+    let url = server.url("/v1/translate");
+    let first =
+        std::thread::spawn(move || response(ureq::post(&url).send_json(json!({"texts": ["Harga beras naik lagi."]}))));
+    std::thread::sleep(Duration::from_millis(400));
+    let second = ureq::post(&server.url("/v1/translate")).send_json(json!({"texts": ["Apa kabar?"]}));
+    match second {
+        Err(ureq::Error::Status(503, r)) => {
+            let retry: u64 = r.header("retry-after").expect("Retry-After").parse().unwrap();
+            assert!(retry >= 1);
+            let body: Value = r.into_json().unwrap();
+            assert_eq!(error_type(&body), "overloaded");
+        }
+        other => panic!("expected 503, got {:?}", other.map(|r| r.status())),
+    }
+    assert_eq!(first.join().unwrap().0, 200, "the queued request still succeeds");
+    assert_eq!(server.metric("brief_http_requests_total{route=\"/v1/translate\",status=\"503\"}"), 1.0);
+}
+
+#[test]
+fn a_request_past_its_time_limit_gets_504() {
+    let (server, _cache) = start(&["--request-timeout-secs", "1", "--batch-wait-ms", "2500", "--no-cache"]);
+    let (status, body) = server.post_json("/v1/translate", &json!({"texts": ["Harga beras naik lagi."]}));
+    assert_eq!((status, error_type(&body)), (504, "timeout"));
+}
+
+#[test]
+fn health_is_503_until_the_models_are_loaded() {
+    use tower::ServiceExt;
+    let state = brief::http::AppState {
+        service: Arc::new(std::sync::OnceLock::new()),
+        metrics: Arc::new(brief::metrics::Metrics::new()),
+        config: Arc::new(brief::http::ServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            max_body_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(5),
+            api_key: None,
+        }),
+        defaults: Arc::new(brief::http::Defaults::default()),
+    };
+    let app = brief::http::router(state);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let request = axum::http::Request::get("/health").body(axum::body::Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 503);
+        let request = axum::http::Request::post("/v1/translate")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(r#"{"texts":["x"]}"#))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "5");
+    });
+}
+
+/// Distinct Indonesian sentences from the evaldata, so that no two clients ask the same thing.
+fn sentences(n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(common::shared().join("evaldata").join("mt").join("panl_news_test.id")).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    text.lines().filter(|l| seen.insert(l.to_string())).take(n).map(str::to_string).collect()
+}
+
+#[test]
+fn sixty_four_concurrent_clients_are_batched_and_get_their_serial_answers() {
+    let (server, _cache) = start(&["--no-cache", "--batch-wait-ms", "20"]);
+    let inputs = sentences(64);
+    let serial: Vec<String> = inputs
+        .iter()
+        .map(|s| {
+            server.post_json("/v1/translate", &json!({"texts": [s]})).1["translations"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let batches_before = server.metric("brief_batch_size_count{model=\"translate\"}");
+    let singles_before = server.metric("brief_batch_size_bucket{model=\"translate\",le=\"1\"}");
+    let barrier = Arc::new(std::sync::Barrier::new(64));
+    let handles: Vec<_> = inputs
+        .iter()
+        .cloned()
+        .map(|s| {
+            let (url, barrier) = (server.url("/v1/translate"), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let (status, body) = response(ureq::post(&url).send_json(json!({"texts": [s]})));
+                assert_eq!(status, 200, "{body}");
+                body["translations"][0]["text"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    let concurrent: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(concurrent, serial, "every answer equals the serial one");
+    let batches = server.metric("brief_batch_size_count{model=\"translate\"}") - batches_before;
+    let singles = server.metric("brief_batch_size_bucket{model=\"translate\",le=\"1\"}") - singles_before;
+    eprintln!("64 concurrent requests: {batches} batches, {singles} of them single");
+    assert!(batches < 64.0, "64 requests ran in {batches} batches");
+    assert!(singles < batches, "some batches held more than one request ({singles} of {batches} were single)");
+}
+
+#[test]
+fn a_repeated_request_after_a_restart_is_a_cache_hit() {
+    let cache = tempfile::tempdir().unwrap();
+    let args = base_args(cache.path());
+    let request = json!({"texts": ["Presiden meresmikan bendungan baru di Subang."]});
+    let mut first = Server::start(&args, cache.path());
+    let (_, body) = first.post_json("/v1/translate", &request);
+    assert_eq!(body["translations"][0]["cached"], false);
+    assert_eq!(first.terminate().code(), Some(0));
+    let second = Server::start(&args, cache.path());
+    let (_, again) = second.post_json("/v1/translate", &request);
+    assert_eq!(again["translations"][0]["cached"], true);
+    assert_eq!(again["translations"][0]["text"], body["translations"][0]["text"]);
+    assert_eq!(second.metric("brief_cache_hits_total{kind=\"translate\"}"), 1.0);
+    assert_eq!(second.metric("brief_cache_misses_total{kind=\"translate\"}"), 0.0);
+}
+
+#[test]
+fn sigkill_while_writing_leaves_every_cache_entry_complete_or_absent() {
+    let cache = tempfile::tempdir().unwrap();
+    let args = base_args(cache.path());
+    let mut server = Server::start(&args, cache.path());
+    let url = server.url("/v1/translate");
+    let inputs = sentences(1500);
+    let writer = std::thread::spawn(move || {
+        for chunk in inputs.chunks(10) {
+            if ureq::post(&url).send_json(json!({"texts": chunk})).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill();
+    writer.join().unwrap();
+
+    let db = cache.path().join(brief::cache::FILE_NAME);
+    assert_eq!(brief::cache::integrity_check(&db).unwrap(), "ok", "SQLite's integrity check");
+    let store = brief::cache::Cache::open(cache.path(), 1 << 30).unwrap();
+    let entries = store.entries().unwrap();
+    assert!(!entries.is_empty(), "the server wrote entries before it was killed");
+    eprintln!("{} entries survived the SIGKILL", entries.len());
+    drop(store);
+    // Recompute every stored input without the cache and compare.
+    let mut fresh_args = args.clone();
+    fresh_args.push("--no-cache".into());
+    let fresh = Server::start(&fresh_args, cache.path());
+    let inputs: Vec<String> = entries.iter().map(|e| e.input.clone()).collect();
+    let (status, body) = fresh.post_json("/v1/translate", &json!({"texts": inputs}));
+    assert_eq!(status, 200);
+    for (entry, got) in entries.iter().zip(body["translations"].as_array().unwrap()) {
+        assert_eq!(entry.output, got["text"].as_str().unwrap(), "stored translation of {:?}", entry.input);
+    }
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight() {
+    let (mut server, _cache) = start(&["--batch-wait-ms", "1500", "--no-cache"]);
+    let url = server.url("/v1/translate");
+    let request =
+        std::thread::spawn(move || response(ureq::post(&url).send_json(json!({"texts": ["Harga beras naik lagi."]}))));
+    std::thread::sleep(Duration::from_millis(400));
+    let status = server.terminate();
+    assert_eq!(request.join().unwrap().0, 200, "the request in flight was answered");
+    assert_eq!(status.code(), Some(0));
+}
