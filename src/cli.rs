@@ -48,12 +48,49 @@ pub enum Command {
     /// Make the English brief of an Indonesian article: headline, summary and translation, with the models used
     /// and timings (Markdown, or JSON with --json).
     Article(Box<ArticleArgs>),
-    /// Serve the HTTP API (LibreTranslate-compatible /translate, the /v1 API, /metrics, /openapi.json).
+    /// Make the brief of every article in a folder (.txt, .md): Markdown and JSON per article, index.md and
+    /// index.json, all kept in the brief store that `brief serve` shows.
+    Batch(Box<BatchArgs>),
+    /// Serve the HTTP API (LibreTranslate-compatible /translate, the /v1 API, /metrics, /openapi.json) and the
+    /// reader pages (/ and /briefs/{id}).
     Serve(Box<ServeArgs>),
     /// Inspect or empty the on-disk cache.
     Cache(CacheCommandArgs),
     /// Show the default models (models/manifest.json) and whether they are in the local hub cache.
     Models,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Folder of Indonesian articles (UTF-8 `.txt` or `.md`, headline on the first line); other files are
+    /// listed as skipped.
+    pub dir: PathBuf,
+
+    /// Folder for the briefs (`<name>.md`, `<name>.json`), `index.md` and `index.json`.
+    #[arg(long, env = "BRIEF_OUT", default_value = "briefs")]
+    pub out: PathBuf,
+
+    /// Articles whose sentences go to the models together (larger: bigger batches, coarser progress).
+    #[arg(long, env = "BRIEF_BATCH_GROUP", default_value_t = 8)]
+    pub group: usize,
+
+    #[command(flatten)]
+    pub model: TranslateModelArgs,
+
+    #[command(flatten)]
+    pub search: SearchArgs,
+
+    #[command(flatten)]
+    pub summary: SummaryArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,9 @@
 //! `brief`: Indonesian news to English briefs, with MarianMT and T5 models running on candle.
 //!
-//! Layers, each depending only on those below it: [`cli`], [`http`] → [`service`] (with [`cache`]) →
+//! Layers, each depending only on those below it: [`cli`], [`http`], [`batch`] → [`service`] (with [`cache`]) →
 //! [`engine`] → [`generate`] → [`models`], with [`tokenize`] beside the models and [`metrics`] at the bottom.
 
+pub mod batch;
 pub mod cache;
 pub mod cli;
 pub mod engine;

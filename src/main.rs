@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use brief::cli::{
-    build_service, cached_model, ArticleArgs, CacheAction, CacheCommandArgs, Cli, Command, ServeArgs, SummarizeArgs,
-    TranslateArgs, WorkerArgs, MANIFEST,
+    build_service, cached_model, ArticleArgs, BatchArgs, CacheAction, CacheCommandArgs, Cli, Command, ServeArgs,
+    SummarizeArgs, TranslateArgs, WorkerArgs, MANIFEST,
 };
 use brief::metrics::Metrics;
 use brief::service::{self, Generator};
@@ -34,6 +34,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Translate(args) => translate(*args),
         Command::Summarize(args) => summarize(*args),
         Command::Article(args) => article(*args),
+        Command::Batch(args) => batch(*args),
         Command::Serve(args) => serve(*args),
         Command::Cache(args) => cache(args),
         Command::Models => models(),
@@ -159,6 +160,71 @@ fn article(args: ArticleArgs) -> Result<()> {
         write!(out, "{}", brief.to_markdown())?;
     }
     out.flush()?;
+    Ok(())
+}
+
+fn batch(args: BatchArgs) -> Result<()> {
+    set_threads(args.runtime.threads);
+    let started = std::time::Instant::now();
+    if !args.dir.is_dir() {
+        anyhow::bail!("{} is not a folder", args.dir.display());
+    }
+    let options = brief::batch::BatchOptions {
+        input: args.dir.clone(),
+        out: args.out.clone(),
+        group: args.group.max(1),
+        brief: service::BriefOptions { translate: args.search.overrides(), summary: args.summary.options()? },
+    };
+    let svc = build_service(
+        &args.model,
+        Some(&args.summary),
+        &args.runtime,
+        &args.worker,
+        &args.cache,
+        Arc::new(Metrics::new()),
+    )?;
+    svc.translator.codec().search_options(&options.brief.translate)?;
+    svc.summarizer()?.codec().search_options(&options.brief.summary.overrides)?;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = terminal.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} articles, ETA {eta}  {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let reports = brief::batch::run(&svc, &options, |report, done, total| {
+        let line = format!(
+            "{} {} ({} words, {:.1} s)",
+            report.file,
+            report.status.as_str(),
+            report.words,
+            report.ms as f64 / 1000.0
+        );
+        match &bar {
+            Some(bar) => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(line);
+            }
+            None => eprintln!("[{done}/{total}] {line}"),
+        }
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    print!("{}", brief::batch::table(&reports, started.elapsed().as_millis() as u64, &args.out));
+    let failed = reports.iter().filter(|r| r.status == brief::batch::Status::Failed).count();
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} articles failed",
+            reports.iter().filter(|r| r.status != brief::batch::Status::Skipped).count()
+        );
+    }
     Ok(())
 }
 

@@ -261,9 +261,11 @@ pub async fn translate(State(state): State<AppState>, req: Request) -> Result<Js
                 })
                 .collect(),
         ),
-        other => return Err(ApiError::unsupported_pair(format!(
+        other => {
+            return Err(ApiError::unsupported_pair(format!(
             "source language {other:?} is not supported: brief translates Indonesian (id, or auto) into English (en)"
-        ))),
+        )))
+        }
     };
     if let Some(english) = detected.iter().flatten().find(|d| d.language != "id") {
         return Err(ApiError::unsupported_pair(format!(

@@ -1,7 +1,9 @@
-//! `brief serve`: the router, request metrics, body limit, background model loading and graceful shutdown.
+//! `brief serve`: the router (API and reader pages), request metrics, body limit, background model loading and
+//! graceful shutdown.
 
 pub mod api;
 pub mod error;
+pub mod reader;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -51,6 +53,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     Router::new()
+        .route("/", get(reader::index))
+        .route("/briefs/{id}", get(reader::brief))
         .route("/translate", post(api::translate))
         .route("/detect", post(api::detect))
         .route("/languages", get(api::languages))

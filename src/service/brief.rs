@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::summary::{summarize, SummaryOptions};
+use super::summary::{summarize_many, SummaryOptions};
 use super::{Generator, ServiceError};
 use crate::engine::ModelInfo;
 use crate::generate::Overrides;
@@ -47,6 +47,8 @@ pub struct Models {
     pub summarize: ModelInfo,
 }
 
+/// How long making the brief took. Briefs made together (`brief batch`) share one translation call and one set
+/// of summary rounds, so they share these times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timings {
     pub translate_ms: u64,
@@ -85,6 +87,13 @@ pub fn brief_id(text: &str) -> String {
     format!("{:x}", Sha256::digest(text.as_bytes()))[..16].to_string()
 }
 
+/// An article to brief: a name (a file name) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Article {
+    pub name: String,
+    pub text: String,
+}
+
 /// Translates the article `text` (named `name`), summarizes the English, and assembles the brief.
 pub fn make_brief(
     translator: &dyn Generator,
@@ -94,65 +103,142 @@ pub fn make_brief(
     options: &BriefOptions,
     deadline: Option<Instant>,
 ) -> Result<Brief, ServiceError> {
+    let article = Article { name: name.to_string(), text: text.to_string() };
+    make_briefs(translator, summarizer, std::slice::from_ref(&article), options, deadline).remove(0)
+}
+
+/// One article on its way to a brief.
+struct Draft<'a> {
+    article: &'a Article,
+    /// (Markdown prefix, sentences) of each paragraph.
+    paragraphs: Vec<(String, Vec<String>)>,
+    english: Vec<Bilingual>,
+}
+
+/// Briefs of several articles: the sentences of all are translated together, then their summaries are made
+/// together, round by round. An article's failure (empty, unreadable by the model) is its own.
+pub fn make_briefs(
+    translator: &dyn Generator,
+    summarizer: &dyn Generator,
+    articles: &[Article],
+    options: &BriefOptions,
+    deadline: Option<Instant>,
+) -> Vec<Result<Brief, ServiceError>> {
     let started = Instant::now();
-    let doc = Document::parse(text);
-    let paragraphs: Vec<(&str, &Vec<String>)> = doc
-        .lines
-        .iter()
-        .filter_map(|line| match line {
-            Line::Paragraph { prefix, sentences } => Some((prefix.as_str(), sentences)),
-            Line::Blank(_) => None,
-        })
-        .collect();
-    if paragraphs.is_empty() {
-        return Err(ServiceError::Input(format!("{name}: the article is empty")));
+    let mut results: Vec<Option<Result<Brief, ServiceError>>> = articles.iter().map(|_| None).collect();
+    let mut drafts: Vec<(usize, Draft<'_>)> = Vec::new();
+    for (i, article) in articles.iter().enumerate() {
+        let doc = Document::parse(&article.text);
+        let paragraphs: Vec<(String, Vec<String>)> = doc
+            .lines
+            .into_iter()
+            .filter_map(|line| match line {
+                Line::Paragraph { prefix, sentences } => Some((prefix, sentences)),
+                Line::Blank(_) => None,
+            })
+            .collect();
+        if paragraphs.is_empty() {
+            results[i] = Some(Err(ServiceError::Input(format!("{}: the article is empty", article.name))));
+        } else {
+            drafts.push((i, Draft { article, paragraphs, english: Vec::new() }));
+        }
     }
-    let sentences: Vec<String> = paragraphs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
-    let english = translator.generate(&sentences, &options.translate, deadline)?;
-    let mut next = english.into_iter().map(|g| g.text);
-    let pairs: Vec<Bilingual> = paragraphs
-        .iter()
-        .map(|(prefix, sentences)| {
-            let english: Vec<String> = sentences.iter().map(|_| next.next().unwrap_or_default()).collect();
-            Bilingual {
-                source: format!("{prefix}{}", sentences.join(" ")),
-                english: format!(
-                    "{prefix}{}",
-                    english.iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join(" ")
-                ),
+
+    // All sentences at once; if that fails, article by article, so that one bad article fails alone.
+    let sentences =
+        |d: &Draft<'_>| -> Vec<String> { d.paragraphs.iter().flat_map(|(_, s)| s.iter().cloned()).collect() };
+    let all: Vec<String> = drafts.iter().flat_map(|(_, d)| sentences(d)).collect();
+    let translated: Vec<Result<Vec<String>, ServiceError>> =
+        match translator.generate(&all, &options.translate, deadline) {
+            Ok(generated) => {
+                let mut next = generated.into_iter().map(|g| g.text);
+                drafts
+                    .iter()
+                    .map(|(_, d)| Ok(sentences(d).iter().map(|_| next.next().unwrap_or_default()).collect()))
+                    .collect()
             }
-        })
-        .collect();
+            Err(_) => drafts
+                .iter()
+                .map(|(_, d)| {
+                    translator
+                        .generate(&sentences(d), &options.translate, deadline)
+                        .map(|g| g.into_iter().map(|g| g.text).collect())
+                })
+                .collect(),
+        };
+    let mut ready: Vec<(usize, Draft<'_>)> = Vec::new();
+    for ((i, mut draft), english) in drafts.into_iter().zip(translated) {
+        match english {
+            Ok(english) => {
+                let mut next = english.into_iter();
+                draft.english = draft
+                    .paragraphs
+                    .iter()
+                    .map(|(prefix, sentences)| {
+                        let english: Vec<String> = sentences
+                            .iter()
+                            .map(|_| next.next().unwrap_or_default())
+                            .filter(|s| !s.is_empty())
+                            .collect();
+                        Bilingual {
+                            source: format!("{prefix}{}", sentences.join(" ")),
+                            english: format!("{prefix}{}", english.join(" ")),
+                        }
+                    })
+                    .collect();
+                ready.push((i, draft));
+            }
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
     let translate_ms = started.elapsed().as_millis() as u64;
 
     let summarizing = Instant::now();
-    let (headline, body) = pairs.split_first().expect("at least one paragraph");
-    let summary_input = if body.is_empty() {
-        headline.english.clone()
-    } else {
-        body.iter().map(|p| p.english.as_str()).collect::<Vec<_>>().join("\n")
-    };
-    let summary = summarize(summarizer, &summary_input, &options.summary, deadline)?;
+    let inputs: Vec<String> = ready
+        .iter()
+        .map(|(_, d)| {
+            let (headline, body) = d.english.split_first().expect("a draft has a paragraph");
+            if body.is_empty() {
+                headline.english.clone()
+            } else {
+                body.iter().map(|p| p.english.as_str()).collect::<Vec<_>>().join("\n")
+            }
+        })
+        .collect();
+    let summaries = summarize_many(summarizer, &inputs, &options.summary, deadline);
     let summarize_ms = summarizing.elapsed().as_millis() as u64;
+    let total_ms = started.elapsed().as_millis() as u64;
 
-    Ok(Brief {
-        schema: SCHEMA.to_string(),
-        id: brief_id(text),
-        source: SourceInfo {
-            name: name.to_string(),
-            sha256: format!("{:x}", Sha256::digest(text.as_bytes())),
-            bytes: text.len(),
-            words: text.split_whitespace().count(),
-            paragraphs: pairs.len(),
-        },
-        headline: headline.clone(),
-        summary: summary.text,
-        paragraphs: body.to_vec(),
-        models: Models { translate: translator.codec().info().clone(), summarize: summarizer.codec().info().clone() },
-        summary_method: SummaryMethod { chunks_per_round: summary.rounds.iter().map(Vec::len).collect() },
-        timings: Timings { translate_ms, summarize_ms, total_ms: started.elapsed().as_millis() as u64 },
-        created_at: now_rfc3339(),
-    })
+    for ((i, draft), summary) in ready.into_iter().zip(summaries) {
+        results[i] = Some(summary.map(|summary| {
+            let text = &draft.article.text;
+            let mut english = draft.english.into_iter();
+            let headline = english.next().expect("a draft has a paragraph");
+            let paragraphs: Vec<Bilingual> = english.collect();
+            Brief {
+                schema: SCHEMA.to_string(),
+                id: brief_id(text),
+                source: SourceInfo {
+                    name: draft.article.name.clone(),
+                    sha256: format!("{:x}", Sha256::digest(text.as_bytes())),
+                    bytes: text.len(),
+                    words: text.split_whitespace().count(),
+                    paragraphs: paragraphs.len() + 1,
+                },
+                headline,
+                summary: summary.text,
+                paragraphs,
+                models: Models {
+                    translate: translator.codec().info().clone(),
+                    summarize: summarizer.codec().info().clone(),
+                },
+                summary_method: SummaryMethod { chunks_per_round: summary.rounds.iter().map(Vec::len).collect() },
+                timings: Timings { translate_ms, summarize_ms, total_ms },
+                created_at: now_rfc3339(),
+            }
+        }));
+    }
+    results.into_iter().map(|r| r.expect("every article has a result")).collect()
 }
 
 fn now_rfc3339() -> String {

@@ -16,9 +16,9 @@ use crate::engine::{EngineError, ModelInfo};
 use crate::generate::Overrides;
 use crate::tokenize::segment::Document;
 
-pub use brief::{make_brief, Brief, BriefOptions};
+pub use brief::{make_brief, make_briefs, Article, Brief, BriefOptions};
 pub use generator::{CachedModel, Generated, Generator};
-pub use summary::{summarize, Summary, SummaryOptions};
+pub use summary::{summarize, summarize_many, Summary, SummaryOptions};
 
 /// What can go wrong in the service. [`ServiceError::is_client_error`] tells the caller's mistakes apart.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,24 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// An error of the same kind and message, for every item a shared failure touched.
+    pub fn duplicate(&self) -> ServiceError {
+        match self {
+            ServiceError::Engine(EngineError::Busy { model, queued, retry_after_secs }) => {
+                ServiceError::Engine(EngineError::Busy {
+                    model: model.clone(),
+                    queued: *queued,
+                    retry_after_secs: *retry_after_secs,
+                })
+            }
+            ServiceError::Engine(EngineError::Timeout) => ServiceError::Engine(EngineError::Timeout),
+            ServiceError::NotFound(id) => ServiceError::NotFound(id.clone()),
+            ServiceError::NoSummarizer => ServiceError::NoSummarizer,
+            e if e.is_client_error() => ServiceError::Input(e.to_string()),
+            e => ServiceError::Engine(EngineError::Failed(e.to_string())),
+        }
+    }
+
     pub fn is_client_error(&self) -> bool {
         match self {
             ServiceError::Input(_) | ServiceError::NotFound(_) => true,
@@ -116,6 +134,20 @@ impl Service {
 
     pub fn summarizer(&self) -> Result<&(dyn Generator + Send + Sync), ServiceError> {
         self.summarizer.as_deref().ok_or(ServiceError::NoSummarizer)
+    }
+
+    /// Makes the briefs of `articles` together (see [`make_briefs`]) and keeps the ones that succeed.
+    pub fn briefs_of(
+        &self,
+        articles: &[Article],
+        options: &BriefOptions,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Result<Brief, ServiceError>>, ServiceError> {
+        let results = make_briefs(self.translator.as_ref(), self.summarizer()?, articles, options, deadline);
+        for brief in results.iter().flatten() {
+            self.keep(brief)?;
+        }
+        Ok(results)
     }
 
     /// Makes the brief of `text` and keeps it in the store.

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::{Generator, ServiceError};
-use crate::engine::Codec;
+use crate::engine::{Codec, EngineError};
 use crate::generate::Overrides;
 use crate::tokenize::segment::Document;
 
@@ -53,39 +53,120 @@ pub fn summarize(
     options: &SummaryOptions,
     deadline: Option<Instant>,
 ) -> Result<Summary, ServiceError> {
+    summarize_many(summarizer, &[text.to_string()], options, deadline).remove(0)
+}
+
+/// One text's map-reduce in progress.
+struct Progress {
+    units: Vec<String>,
+    rounds: Vec<Vec<Chunk>>,
+    cached: bool,
+    result: Option<Result<Summary, ServiceError>>,
+}
+
+/// Summarizes several texts with their rounds in lockstep, so that the chunks of all texts go to the model
+/// together. A text's failure (e.g. an impossible option) is its own; the others go on.
+pub fn summarize_many(
+    summarizer: &dyn Generator,
+    texts: &[String],
+    options: &SummaryOptions,
+    deadline: Option<Instant>,
+) -> Vec<Result<Summary, ServiceError>> {
     let codec = summarizer.codec();
     let budget = codec.max_source_tokens().map_or(options.chunk_tokens, |m| m.min(options.chunk_tokens));
-    let doc = Document::parse(text);
-    let mut units: Vec<String> = doc.sentences().map(str::to_string).collect();
-    let mut rounds = Vec::new();
-    let mut cached = true;
-    if units.is_empty() {
-        return Ok(Summary { text: String::new(), rounds, cached: false });
-    }
     // Intermediate summaries must stay below half a chunk, so that every round halves the text.
-    let final_options = codec.search_options(&options.overrides)?;
+    let final_options = match codec.search_options(&options.overrides) {
+        Ok(o) => o,
+        Err(e) => return texts.iter().map(|_| Err(ServiceError::Engine(EngineError::Input(e.to_string())))).collect(),
+    };
     let mut map_overrides = options.overrides.clone();
     if final_options.max_length - 1 > budget / 2 {
         map_overrides.max_new_tokens = Some((budget / 2).max(1));
     }
+    let mut work: Vec<Progress> = texts
+        .iter()
+        .map(|text| {
+            let units: Vec<String> = Document::parse(text).sentences().map(str::to_string).collect();
+            let result =
+                units.is_empty().then(|| Ok(Summary { text: String::new(), rounds: Vec::new(), cached: false }));
+            Progress { units, rounds: Vec::new(), cached: true, result }
+        })
+        .collect();
     for _ in 0..MAX_ROUNDS {
-        let chunks = pack(codec, &units, budget)?;
-        let texts: Vec<String> = chunks.iter().map(|c| units[c.start..c.end].join(" ")).collect();
-        let last = chunks.len() == 1;
-        let generated =
-            summarizer.generate(&texts, if last { &options.overrides } else { &map_overrides }, deadline)?;
-        cached &= generated.iter().all(|g| g.cached);
-        rounds.push(chunks);
-        if last {
-            let text = generated.into_iter().next().map(|g| g.text).unwrap_or_default();
-            return Ok(Summary { text, rounds, cached });
+        // This round's chunks, per unfinished text; the last round of a text has one chunk.
+        let mut finals: Vec<(usize, String)> = Vec::new();
+        let mut maps: Vec<(usize, Vec<String>)> = Vec::new();
+        for (i, w) in work.iter_mut().enumerate().filter(|(_, w)| w.result.is_none()) {
+            match pack(codec, &w.units, budget) {
+                Ok(chunks) => {
+                    let joined: Vec<String> = chunks.iter().map(|c| w.units[c.start..c.end].join(" ")).collect();
+                    if chunks.len() == 1 {
+                        finals.push((i, joined.into_iter().next().unwrap_or_default()));
+                    } else {
+                        maps.push((i, joined));
+                    }
+                    w.rounds.push(chunks);
+                }
+                Err(e) => w.result = Some(Err(e)),
+            }
         }
-        units = generated.into_iter().map(|g| g.text).filter(|s| !s.trim().is_empty()).collect();
-        if units.is_empty() {
-            return Ok(Summary { text: String::new(), rounds, cached });
+        if finals.is_empty() && maps.is_empty() {
+            break;
+        }
+        if !finals.is_empty() {
+            let inputs: Vec<String> = finals.iter().map(|(_, t)| t.clone()).collect();
+            match summarizer.generate(&inputs, &options.overrides, deadline) {
+                Ok(outputs) => {
+                    for ((i, _), g) in finals.iter().zip(outputs) {
+                        let w = &mut work[*i];
+                        w.cached &= g.cached;
+                        w.result =
+                            Some(Ok(Summary { text: g.text, rounds: std::mem::take(&mut w.rounds), cached: w.cached }));
+                    }
+                }
+                Err(e) => {
+                    for (i, _) in &finals {
+                        work[*i].result = Some(Err(e.duplicate()));
+                    }
+                }
+            }
+        }
+        if !maps.is_empty() {
+            let inputs: Vec<String> = maps.iter().flat_map(|(_, chunks)| chunks.iter().cloned()).collect();
+            match summarizer.generate(&inputs, &map_overrides, deadline) {
+                Ok(outputs) => {
+                    let mut outputs = outputs.into_iter();
+                    for (i, chunks) in &maps {
+                        let mine: Vec<_> = chunks.iter().filter_map(|_| outputs.next()).collect();
+                        let w = &mut work[*i];
+                        w.cached &= mine.iter().all(|g| g.cached);
+                        w.units = mine.into_iter().map(|g| g.text).filter(|s| !s.trim().is_empty()).collect();
+                        if w.units.is_empty() {
+                            w.result = Some(Ok(Summary {
+                                text: String::new(),
+                                rounds: std::mem::take(&mut w.rounds),
+                                cached: w.cached,
+                            }));
+                        }
+                    }
+                }
+                Err(e) => {
+                    for (i, _) in &maps {
+                        work[*i].result = Some(Err(e.duplicate()));
+                    }
+                }
+            }
         }
     }
-    Err(ServiceError::Input(format!("the text did not shrink to one summarizer input in {MAX_ROUNDS} rounds")))
+    work.into_iter()
+        .map(|w| {
+            w.result.unwrap_or_else(|| {
+                Err(ServiceError::Input(format!(
+                    "the text did not shrink to one summarizer input in {MAX_ROUNDS} rounds"
+                )))
+            })
+        })
+        .collect()
 }
 
 /// Packs consecutive units into chunks of at most `budget` tokens. A unit longer than the budget is a chunk of

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Browser test of the reader pages: installs Debian's chromium when missing, makes briefs of the seed articles
+# with `brief batch` and tiny fixture models, serves them with `brief serve` on loopback, and checks the pages in
+# headless Chromium (scripts/browser/check.mjs): DOM, layout on desktop and phone, escaping, console errors, no
+# outside requests. Screenshots go to target/browser-test/ (or $1).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+shots=${1:-$root/target/browser-test}
+cd "$root"
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing Debian's chromium"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+fi
+export CHROMIUM=${CHROMIUM:-$(command -v chromium)}
+
+if [ ! -d scripts/browser/node_modules/playwright-core ]; then
+  (cd scripts/browser && npm ci --no-audit --no-fund --silent)
+fi
+
+cargo build --locked --quiet
+brief=$root/target/debug/brief
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+models=(--model tests/fixtures/marian/tiny --summary-model tests/fixtures/t5/t5-v1_1
+        --beams 2 --max-new-tokens 8 --summary-max-new-tokens 12 --summary-min-new-tokens 3)
+export HF_HUB_OFFLINE=1 BRIEF_CACHE_DIR="$work/cache"
+
+# Briefs made by the batch job...
+"$brief" batch ../shared/seeds --out "$work/out" "${models[@]}" >/dev/null
+
+# ...shown by the server, which also stores one made through the API, with markup in it.
+"$brief" serve --bind 127.0.0.1:0 "${models[@]}" 2>"$work/serve.log" &
+server_pid=$!
+url=""
+for _ in $(seq 1 200); do
+  url=$(sed -n 's/^brief listening on //p' "$work/serve.log" | head -n 1)
+  if [ -n "$url" ] && curl -fs "$url/health" >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+[ -n "$url" ] || { echo "brief serve did not start"; cat "$work/serve.log"; exit 1; }
+curl -fsS "$url/v1/briefs" -H 'content-type: application/json' \
+  -d '{"name": "<b>markup.txt", "text": "<script>window.__brief_pwned = true</script> Judul dengan markup\nIsi berita <b>tebal</b> & \"kutipan\".\n"}' \
+  >/dev/null
+
+node scripts/browser/check.mjs "$url" "$shots"
