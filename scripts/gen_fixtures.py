@@ -387,15 +387,18 @@ EN_SUMMARY_TEXTS = [
 ]
 
 
-def build_t5_tokenizer(dest, extra_ids):
+def build_t5_tokenizer(dest, extra_ids, vocab_size=400, max_lines=1500):
     """A T5 tokenizer.json: SentencePiece unigram trained on evaldata English, converted by transformers."""
     import sentencepiece as spm
 
-    lines = (SHARED / "evaldata" / "mt" / "panl_news_valid.en").read_text(encoding="utf-8").splitlines()[:1500]
+    lines = []
+    for name in ("panl_news_valid.en", "panl_news_test.en", "ntrex128.en"):
+        lines += (SHARED / "evaldata" / "mt" / name).read_text(encoding="utf-8").splitlines()
+    lines = lines[:max_lines]
     with tempfile.TemporaryDirectory() as tmp:
         prefix = Path(tmp) / "spiece"
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(lines), model_prefix=str(prefix), vocab_size=400, model_type="unigram",
+            sentence_iterator=iter(lines), model_prefix=str(prefix), vocab_size=vocab_size, model_type="unigram",
             character_coverage=1.0, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, num_threads=1, minloglevel=2,
         )
         # transformers converts a directory's spiece.model into its tokenizers (fast) form on load.
@@ -403,7 +406,7 @@ def build_t5_tokenizer(dest, extra_ids):
         spm_dir.mkdir()
         shutil.copy(str(prefix) + ".model", spm_dir / "spiece.model")
         tok = T5Tokenizer.from_pretrained(str(spm_dir), extra_ids=extra_ids)
-        assert len(tok) == 400 + extra_ids, len(tok)
+        assert len(tok) == vocab_size + extra_ids, len(tok)
         tok.save_pretrained(str(dest))
     for leftover in ("spiece.model",):
         if (dest / leftover).exists():

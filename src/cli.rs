@@ -455,7 +455,7 @@ pub struct RuntimeArgs {
     #[arg(long, env = "BRIEF_DEVICE", default_value = "cpu")]
     pub device: String,
 
-    /// Compute precision: f32, or f16/bf16 on CUDA.
+    /// Compute precision: f32; bf16 (CPU: bf16 weights and products, f32 accumulation); f16 on CUDA only.
     #[arg(long, env = "BRIEF_DTYPE", default_value = "f32")]
     pub dtype: String,
 
@@ -480,9 +480,9 @@ impl RuntimeArgs {
         }
         let device = models::parse_device(&self.device)?;
         let dtype = models::parse_dtype(&self.dtype)?;
-        if device.is_cpu() && dtype != candle_core::DType::F32 {
+        if device.is_cpu() && dtype == candle_core::DType::F16 {
             return Err(ModelError::Device(format!(
-                "cpu: --dtype {} is for CUDA; the CPU computes in f32",
+                "cpu: --dtype {} is for CUDA; the CPU computes in f32 or, with bf16 weights, in bf16",
                 self.dtype
             )));
         }

@@ -41,11 +41,10 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Sets the CPU thread count before any model code starts its thread pools.
+/// Sets the CPU thread count (and the rest of the process-wide CPU settings) before any model code starts its
+/// thread pools.
 fn set_threads(threads: Option<usize>) {
-    if let Some(n) = threads.filter(|&n| n > 0) {
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    brief::models::runtime::configure(threads);
 }
 
 /// Reads a UTF-8 input file, or standard input for `None` or `-`.

@@ -40,6 +40,23 @@ fn lines_mode_prints_exactly_one_line_per_input_line() {
 }
 
 #[test]
+fn bf16_on_the_cpu_is_the_reduced_precision_mode() {
+    let input = "Harga beras naik lagi.\nPresiden meresmikan bendungan baru di Subang.\n";
+    let run = |dtype: &str| {
+        let out = brief(
+            &["translate", "--model", &tiny(), "--lines", "--beams", "1", "--max-new-tokens", "6", "--dtype", dtype],
+            input.as_bytes(),
+        );
+        assert!(out.status.success(), "{dtype}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (full, reduced) = (run("f32"), run("bf16"));
+    assert_eq!(reduced.lines().count(), 2, "{reduced:?}");
+    // The tiny model's logits are far apart next to bf16's rounding, so both precisions pick the same words.
+    assert_eq!(reduced, full);
+}
+
+#[test]
 fn document_mode_keeps_the_line_structure_of_a_seed_article() {
     let seed = common::shared().join("seeds").join("001_cb28f318b6ed366c.txt");
     let tmp = tempfile::tempdir().unwrap();
@@ -92,7 +109,8 @@ fn bad_options_and_models_fail_with_a_message_not_a_panic() {
         (&["translate", "--max-new-tokens", "100000"], "new tokens fit this model"),
         (&["translate", "--device", "cuda"], "no CUDA support"),
         (&["translate", "--device", "tpu"], "not one of cpu, cuda, cuda:N"),
-        (&["translate", "--dtype", "bf16"], "the CPU computes in f32"),
+        (&["translate", "--dtype", "f16"], "f16 is for CUDA"),
+        (&["translate", "--dtype", "f8"], "not one of f32, f16, bf16"),
         (&["translate", "--batch-size", "0"], "must be positive"),
     ];
     for (args, needle) in cases {

@@ -3,7 +3,25 @@
 
 use super::SearchOptions;
 
-/// Applies the processors `SearchOptions` asks for to one hypothesis' scores.
+/// What the processors allow for a hypothesis' next token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Constraint {
+    /// Every token but these may follow (the list is often empty).
+    Banned(Vec<u32>),
+    /// Only this token may follow (forced BOS/EOS); its processed score is 0.
+    Forced(u32),
+}
+
+impl Constraint {
+    pub fn allows(&self, token: u32) -> bool {
+        match self {
+            Constraint::Banned(banned) => !banned.contains(&token),
+            Constraint::Forced(t) => *t == token,
+        }
+    }
+}
+
+/// The processors `SearchOptions` asks for, in the order `generate()` builds its list.
 pub struct LogitsProcessor<'a> {
     options: &'a SearchOptions,
 }
@@ -13,56 +31,64 @@ impl<'a> LogitsProcessor<'a> {
         Self { options }
     }
 
-    /// Processes `scores` (one row over the vocabulary) of a hypothesis whose decoder input so far is `history`
-    /// (the start token included), in the order `generate()` builds its processor list.
-    pub fn apply(&self, scores: &mut [f32], history: &[u32]) {
+    /// The constraint on the token after `history` (the decoder input so far, start token included): bans from
+    /// no-repeat n-grams, bad words and minimum lengths; a forced first or last token overrides them.
+    pub fn constraint(&self, history: &[u32]) -> Constraint {
         let o = self.options;
         let cur_len = history.len();
-        let ban = |scores: &mut [f32], id: u32| {
-            if let Some(s) = scores.get_mut(id as usize) {
-                *s = f32::NEG_INFINITY;
-            }
-        };
+        if let Some(eos) = o.forced_eos_token_id.filter(|_| cur_len == o.max_length - 1) {
+            return Constraint::Forced(eos);
+        }
+        if let Some(bos) = o.forced_bos_token_id.filter(|_| cur_len == 1) {
+            return Constraint::Forced(bos);
+        }
+        let mut banned = Vec::new();
         let n = o.no_repeat_ngram_size;
         if n > 0 && cur_len >= n {
             let prefix = &history[cur_len + 1 - n..];
             for window in history.windows(n) {
                 if &window[..n - 1] == prefix {
-                    ban(scores, window[n - 1]);
+                    banned.push(window[n - 1]);
                 }
             }
         }
         for word in &o.bad_words_ids {
             let (last, prefix) = word.split_last().expect("bad words are non-empty");
             if word.len() <= cur_len && history.ends_with(prefix) {
-                ban(scores, *last);
+                banned.push(*last);
             }
         }
         if cur_len < o.min_length || cur_len - 1 < o.min_new_tokens {
-            for &eos in &o.eos_token_ids {
-                ban(scores, eos);
-            }
+            banned.extend_from_slice(&o.eos_token_ids);
         }
-        if let Some(bos) = o.forced_bos_token_id.filter(|_| cur_len == 1) {
-            force(scores, &[bos]);
-        }
-        if let Some(eos) = o.forced_eos_token_id.filter(|_| cur_len == o.max_length - 1) {
-            force(scores, &[eos]);
-        }
+        banned.sort_unstable();
+        banned.dedup();
+        Constraint::Banned(banned)
     }
-}
 
-/// Every score `-inf` but those of `ids`, which become 0.
-fn force(scores: &mut [f32], ids: &[u32]) {
-    scores.fill(f32::NEG_INFINITY);
-    for &id in ids {
-        if let Some(s) = scores.get_mut(id as usize) {
-            *s = 0.0;
+    /// Applies the constraint to a row of scores in place: banned tokens `-inf`, or only the forced token at 0.
+    #[cfg(test)]
+    pub fn apply(&self, scores: &mut [f32], history: &[u32]) {
+        match self.constraint(history) {
+            Constraint::Forced(t) => {
+                scores.fill(f32::NEG_INFINITY);
+                if let Some(s) = scores.get_mut(t as usize) {
+                    *s = 0.0;
+                }
+            }
+            Constraint::Banned(banned) => {
+                for t in banned {
+                    if let Some(s) = scores.get_mut(t as usize) {
+                        *s = f32::NEG_INFINITY;
+                    }
+                }
+            }
         }
     }
 }
 
 /// `log_softmax` over a row in place, computed as `x - max - ln(Σ exp(x - max))` like the reference kernel.
+#[cfg(test)]
 pub fn log_softmax_in_place(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
@@ -75,15 +101,57 @@ pub fn log_softmax_in_place(row: &mut [f32]) {
     }
 }
 
-/// Index of the largest score, the first one on ties (as `argmax`).
-pub fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in row.iter().enumerate() {
-        if x > row[best] {
-            best = i;
+/// The token greedy search picks: the forced one, else the first allowed maximum (as `argmax` of the processed
+/// scores).
+pub fn greedy_token(row: &[f32], constraint: &Constraint) -> u32 {
+    match constraint {
+        Constraint::Forced(t) => *t,
+        Constraint::Banned(banned) => {
+            crate::models::kernels::math::top_k(row, 1, |i| banned.contains(&(i as u32))).first().map_or(0, |&(_, t)| t)
         }
     }
-    best as u32
+}
+
+/// The `k` best continuations of a hypothesis as the reference scores them — `log_softmax`, the processors, and
+/// with `renormalize` a second `log_softmax` over the allowed tokens — without rewriting the row: one max pass,
+/// one exponential pass and one thresholded scan. Returns (log-probability, token), best first.
+pub fn row_candidates(row: &[f32], constraint: &Constraint, renormalize: bool, k: usize) -> Vec<(f32, u32)> {
+    use crate::models::kernels::math;
+    let banned = match constraint {
+        // log_softmax of a row that is -inf but for one 0 gives 0 there.
+        Constraint::Forced(t) => return vec![(0.0, *t)],
+        Constraint::Banned(banned) => banned,
+    };
+    let m = math::max(row);
+    let sum = math::sum_exp(row, m);
+    let log_sum = sum.ln();
+    let y = |x: f32| x - m - log_sum;
+    let top = math::top_k(row, k, |i| banned.binary_search(&(i as u32)).is_ok());
+    if !renormalize || top.is_empty() {
+        return top.into_iter().map(|(x, t)| (y(x), t)).collect();
+    }
+    // The second log_softmax runs over the allowed tokens: its maximum is the best allowed one.
+    let best = top[0].0;
+    let allowed_sum = if banned.is_empty() {
+        sum
+    } else {
+        let banned_mass: f32 = banned.iter().filter_map(|&b| row.get(b as usize)).map(|&x| (x - m).exp()).sum();
+        let rest = sum - banned_mass;
+        if best == m && rest > 0.5 * sum {
+            rest
+        } else {
+            // The banned tokens held most of the mass: sum the allowed ones directly.
+            row.iter()
+                .enumerate()
+                .filter(|(i, _)| banned.binary_search(&(*i as u32)).is_err())
+                .map(|(_, &x)| (x - best).exp())
+                .sum::<f32>()
+                * ((best - m).exp())
+        }
+    };
+    let m2 = y(best);
+    let log_sum2 = (allowed_sum / (best - m).exp()).ln();
+    top.into_iter().map(|(x, t)| (y(x) - m2 - log_sum2, t)).collect()
 }
 
 #[cfg(test)]
@@ -152,14 +220,37 @@ mod tests {
     }
 
     #[test]
-    fn log_softmax_and_argmax() {
-        let mut row = vec![1.0f32, 2.0, 3.0, 3.0];
-        assert_eq!(argmax(&row), 2);
-        log_softmax_in_place(&mut row);
-        let total: f32 = row.iter().map(|x| x.exp()).sum();
-        assert!((total - 1.0).abs() < 1e-6);
-        let mut inf = vec![f32::NEG_INFINITY, 0.0];
-        log_softmax_in_place(&mut inf);
-        assert_eq!(inf, vec![f32::NEG_INFINITY, 0.0]);
+    fn greedy_takes_the_first_allowed_maximum() {
+        let row = vec![1.0f32, 2.0, 3.0, 3.0];
+        assert_eq!(greedy_token(&row, &Constraint::Banned(vec![])), 2);
+        assert_eq!(greedy_token(&row, &Constraint::Banned(vec![2])), 3);
+        assert_eq!(greedy_token(&row, &Constraint::Forced(0)), 0);
+    }
+
+    /// The candidates equal the reference's arithmetic spelled out on a copied row.
+    #[test]
+    fn row_candidates_equal_log_softmax_processors_and_renormalisation() {
+        let row: Vec<f32> = (0..300).map(|i| ((i * 7919) % 1009) as f32 / 50.0 - 10.0).collect();
+        let top_index = row.iter().enumerate().fold(0, |b, (i, &x)| if x > row[b] { i } else { b }) as u32;
+        for banned in [vec![], vec![5, 17], vec![top_index]] {
+            for renormalize in [false, true] {
+                let mut expect = row.clone();
+                log_softmax_in_place(&mut expect);
+                for &b in &banned {
+                    expect[b as usize] = f32::NEG_INFINITY;
+                }
+                if renormalize {
+                    log_softmax_in_place(&mut expect);
+                }
+                let mut order: Vec<usize> = (0..row.len()).collect();
+                order.sort_by(|&a, &b| expect[b].total_cmp(&expect[a]).then(a.cmp(&b)));
+                let got = row_candidates(&row, &Constraint::Banned(banned.clone()), renormalize, 6);
+                for (rank, (score, token)) in got.iter().enumerate() {
+                    assert_eq!(*token as usize, order[rank], "banned {banned:?} renormalize {renormalize}");
+                    assert!((score - expect[order[rank]]).abs() < 1e-5, "{score} vs {}", expect[order[rank]]);
+                }
+            }
+        }
+        assert_eq!(row_candidates(&row, &Constraint::Forced(3), true, 6), vec![(0.0, 3)]);
     }
 }

@@ -3,8 +3,9 @@
 //! items that stop independently. Finished items leave the batch, which changes no other item's result.
 
 use candle_core::{Storage, Tensor};
+use rayon::prelude::*;
 
-use super::processors::{argmax, log_softmax_in_place, LogitsProcessor};
+use super::processors::{greedy_token, row_candidates, LogitsProcessor};
 use super::{Hypothesis, SearchOptions};
 use crate::models::config::EarlyStopping;
 use crate::models::{DecoderState, ModelError, Seq2Seq, SourceBatch};
@@ -47,24 +48,28 @@ pub fn greedy(
     let mut histories = vec![vec![o.decoder_start_token_id]; items];
     let mut active: Vec<usize> = (0..items).collect();
     let processor = LogitsProcessor::new(o);
-    let mut row = vec![0f32; vocab];
     while !active.is_empty() {
         let last: Vec<u32> =
             active.iter().map(|&i| *histories[i].last().expect("history starts with a token")).collect();
         let logits = feed(model, &mut state, &last)?;
-        let mut keep = Vec::with_capacity(active.len());
-        with_host_values(&logits, |values| {
-            for (r, &item) in active.iter().enumerate() {
-                row.copy_from_slice(&values[r * vocab..(r + 1) * vocab]);
-                processor.apply(&mut row, &histories[item]);
-                let next = argmax(&row);
-                histories[item].push(next);
-                let finished = o.eos_token_ids.contains(&next) || histories[item].len() >= o.max_length;
-                if !finished {
-                    keep.push(r as u32);
-                }
-            }
+        let next: Vec<u32> = with_host_values(&logits, |values| {
+            active
+                .par_iter()
+                .enumerate()
+                .map(|(r, &item)| {
+                    let constraint = processor.constraint(&histories[item]);
+                    greedy_token(&values[r * vocab..(r + 1) * vocab], &constraint)
+                })
+                .collect()
         })?;
+        let mut keep = Vec::with_capacity(active.len());
+        for (r, (&item, token)) in active.iter().zip(next).enumerate() {
+            histories[item].push(token);
+            let finished = o.eos_token_ids.contains(&token) || histories[item].len() >= o.max_length;
+            if !finished {
+                keep.push(r as u32);
+            }
+        }
         if keep.len() < active.len() && !keep.is_empty() {
             state.select_items(&keep)?;
         }
@@ -156,7 +161,6 @@ pub fn beam(
         .collect();
     let mut active: Vec<usize> = (0..n_items).collect();
     let processor = LogitsProcessor::new(o);
-    let mut row = vec![0f32; vocab];
     let mut cur_len = 1;
     loop {
         let last: Vec<u32> = active
@@ -167,63 +171,65 @@ pub fn beam(
         let at_max_length = cur_len + 1 >= o.max_length;
         // For each active item, the decoder rows its new running beams continue.
         let mut parents: Vec<Vec<u32>> = Vec::with_capacity(active.len());
-        with_host_values(&logits, |values| {
-            for (a, &i) in active.iter().enumerate() {
-                let item = &mut items[i];
-                let mut top = TopK::new(keep_k);
-                for (j, beam) in item.running.iter().enumerate() {
-                    let r = a * nb + j;
-                    row.copy_from_slice(&values[r * vocab..(r + 1) * vocab]);
-                    log_softmax_in_place(&mut row);
-                    processor.apply(&mut row, &beam.tokens);
-                    if o.renormalize_logits {
-                        log_softmax_in_place(&mut row);
-                    }
-                    for (v, &lp) in row.iter().enumerate() {
-                        top.push(lp + beam.score, j * vocab + v);
-                    }
-                }
-                let candidates: Vec<(Candidate, bool)> = top
-                    .best
-                    .iter()
-                    .map(|c| (*c, at_max_length || o.eos_token_ids.contains(&((c.index % vocab) as u32))))
-                    .collect();
-                let continuation = |c: &Candidate| {
-                    let mut tokens = item.running[c.index / vocab].tokens.clone();
-                    tokens.push((c.index % vocab) as u32);
-                    tokens
-                };
-
-                // Finished candidates among the first `num_beams` enter the finished set if they rank in it.
-                let denominator = penalty(cur_len, o.length_penalty);
-                let full_and_stopping = o.early_stopping == EarlyStopping::Always && item.is_full(nb);
-                if item.improvable && !full_and_stopping {
-                    for (c, hit) in candidates.iter().take(nb) {
-                        if !hit || c.score == f32::NEG_INFINITY {
-                            continue;
-                        }
-                        let score = c.score / denominator;
-                        let at = item.finished.partition_point(|f| f.score >= score);
-                        if at < nb {
-                            item.finished.insert(at, Beam { tokens: continuation(c), score });
-                            item.finished.truncate(nb);
-                        }
-                    }
-                }
-
-                // The best `num_beams` candidates that did not finish keep running.
-                let mut next: Vec<(f32, usize)> = candidates
-                    .iter()
-                    .enumerate()
-                    .map(|(rank, (c, hit))| (if *hit { c.score + LOST } else { c.score }, rank))
-                    .collect();
-                next.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                let chosen: Vec<(f32, Candidate)> =
-                    next.iter().take(nb).map(|&(s, rank)| (s, candidates[rank].0)).collect();
-                parents.push(chosen.iter().map(|(_, c)| (a * nb + c.index / vocab) as u32).collect());
-                item.running = chosen.iter().map(|(s, c)| Beam { tokens: continuation(c), score: *s }).collect();
-            }
+        // Each decoder row's best continuations, scored on the host in parallel.
+        let rows: Vec<&Beam> = active.iter().flat_map(|&i| items[i].running.iter()).collect();
+        let per_row: Vec<Vec<(f32, u32)>> = with_host_values(&logits, |values| {
+            rows.par_iter()
+                .enumerate()
+                .map(|(r, beam)| {
+                    let constraint = processor.constraint(&beam.tokens);
+                    row_candidates(&values[r * vocab..(r + 1) * vocab], &constraint, o.renormalize_logits, keep_k)
+                })
+                .collect()
         })?;
+        for (a, &i) in active.iter().enumerate() {
+            let item = &mut items[i];
+            let mut top = TopK::new(keep_k);
+            for (j, beam) in item.running.iter().enumerate() {
+                for &(lp, v) in &per_row[a * nb + j] {
+                    top.push(lp + beam.score, j * vocab + v as usize);
+                }
+            }
+            let candidates: Vec<(Candidate, bool)> = top
+                .best
+                .iter()
+                .map(|c| (*c, at_max_length || o.eos_token_ids.contains(&((c.index % vocab) as u32))))
+                .collect();
+            let continuation = |c: &Candidate| {
+                let mut tokens = item.running[c.index / vocab].tokens.clone();
+                tokens.push((c.index % vocab) as u32);
+                tokens
+            };
+
+            // Finished candidates among the first `num_beams` enter the finished set if they rank in it.
+            let denominator = penalty(cur_len, o.length_penalty);
+            let full_and_stopping = o.early_stopping == EarlyStopping::Always && item.is_full(nb);
+            if item.improvable && !full_and_stopping {
+                for (c, hit) in candidates.iter().take(nb) {
+                    if !hit || c.score == f32::NEG_INFINITY {
+                        continue;
+                    }
+                    let score = c.score / denominator;
+                    let at = item.finished.partition_point(|f| f.score >= score);
+                    if at < nb {
+                        item.finished.insert(at, Beam { tokens: continuation(c), score });
+                        item.finished.truncate(nb);
+                    }
+                }
+            }
+
+            // The best `num_beams` candidates that did not finish keep running.
+            let mut next: Vec<(f32, usize)> = candidates
+                .iter()
+                .enumerate()
+                .map(|(rank, (c, hit))| (if *hit { c.score + LOST } else { c.score }, rank))
+                .collect();
+            next.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let chosen: Vec<(f32, Candidate)> =
+                next.iter().take(nb).map(|&(s, rank)| (s, candidates[rank].0)).collect();
+            parents.push(chosen.iter().map(|(_, c)| (a * nb + c.index / vocab) as u32).collect());
+            item.running = chosen.iter().map(|(s, c)| Beam { tokens: continuation(c), score: *s }).collect();
+        }
         cur_len += 1;
         for &i in &active {
             let item = &mut items[i];

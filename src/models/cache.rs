@@ -1,7 +1,8 @@
 //! The decoder's state during search: per-layer self-attention caches that grow by doubling, and cross-attention
 //! keys/values computed once per batch.
 
-use candle_core::{Device, Tensor};
+use candle_core::{CpuStorage, Device, InplaceOp1, Layout, Tensor};
+use rayon::prelude::*;
 
 use super::ModelError;
 
@@ -14,6 +15,9 @@ pub struct LayerCache {
     pub cross_k: Tensor,
     pub cross_v: Tensor,
 }
+
+/// The axis of positions in the self-attention caches.
+const POSITIONS: usize = 2;
 
 /// Everything the decoder carries from one step to the next.
 ///
@@ -30,7 +34,8 @@ pub struct DecoderState {
 }
 
 impl DecoderState {
-    /// An empty state; `self_shape` is `(heads, head_dim)` of the decoder's self attention.
+    /// An empty state; `cross` holds each layer's encoder keys and values `[items, heads, source_len, head_dim]`
+    /// (views are fine), `self_shape` is `(heads, head_dim)` of the decoder's self attention.
     pub fn new(
         cross: Vec<(Tensor, Tensor)>,
         cross_mask: Tensor,
@@ -44,10 +49,14 @@ impl DecoderState {
         let (heads, head_dim) = self_shape;
         let dtype = cross.first().map(|(k, _)| k.dtype()).unwrap_or(candle_core::DType::F32);
         let device = cross_mask.device().clone();
-        let zeros = || Tensor::zeros((rows, heads, capacity, head_dim), dtype, &device);
         let layers = cross
             .into_iter()
-            .map(|(cross_k, cross_v)| Ok(LayerCache { self_k: zeros()?, self_v: zeros()?, cross_k, cross_v }))
+            .map(|(cross_k, cross_v)| {
+                // Contiguous, so that finished items can be dropped with `index_select`.
+                let (cross_k, cross_v) = (cross_k.contiguous()?, cross_v.contiguous()?);
+                let zeros = || Tensor::zeros((rows, heads, capacity, head_dim), dtype, &device);
+                Ok(LayerCache { self_k: zeros()?, self_v: zeros()?, cross_k, cross_v })
+            })
             .collect::<Result<Vec<_>, ModelError>>()?;
         Ok(Self { layers, cross_mask, group, len: 0, capacity })
     }
@@ -73,9 +82,10 @@ impl DecoderState {
         let capacity = needed.max(self.capacity * 2);
         for layer in &mut self.layers {
             for cache in [&mut layer.self_k, &mut layer.self_v] {
-                let (rows, heads, _, head_dim) = cache.dims4()?;
-                let grown = Tensor::zeros((rows, heads, capacity, head_dim), cache.dtype(), cache.device())?;
-                grown.slice_set(&cache.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                let mut dims = cache.dims().to_vec();
+                dims[POSITIONS] = capacity;
+                let grown = Tensor::zeros(dims, cache.dtype(), cache.device())?;
+                grown.slice_set(&cache.narrow(POSITIONS, 0, self.len)?.contiguous()?, POSITIONS, 0)?;
                 *cache = grown;
             }
         }
@@ -83,20 +93,33 @@ impl DecoderState {
         Ok(())
     }
 
-    /// Writes `k`, `v` (`[rows, heads, steps, head_dim]`) at the current position of layer `layer` and returns
-    /// the filled keys and values including them.
+    /// Writes `k`, `v` (`[rows, heads, steps, head_dim]`, views are fine) at the current position of layer
+    /// `layer` and returns the filled keys and values including them.
     pub fn append_self(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
         let steps = k.dim(2)?;
         let cache = &self.layers[layer];
-        cache.self_k.slice_set(&k.contiguous()?, 2, self.len)?;
-        cache.self_v.slice_set(&v.contiguous()?, 2, self.len)?;
+        cache.self_k.slice_set(&k.contiguous()?, POSITIONS, self.len)?;
+        cache.self_v.slice_set(&v.contiguous()?, POSITIONS, self.len)?;
         let filled = self.len + steps;
-        Ok((cache.self_k.narrow(2, 0, filled)?, cache.self_v.narrow(2, 0, filled)?))
+        Ok((cache.self_k.narrow(POSITIONS, 0, filled)?, cache.self_v.narrow(POSITIONS, 0, filled)?))
     }
 
-    /// New row `r` continues old row `rows[r]`; rows stay within their items (beam reordering).
+    /// New row `r` continues old row `rows[r]`; rows stay within their items (beam reordering). On the CPU the
+    /// caches are reordered in place, copying only the filled positions of the rows that change.
     pub fn select_rows(&mut self, rows: &[u32]) -> Result<(), ModelError> {
         if rows.iter().enumerate().all(|(i, &r)| r as usize == i) && rows.len() == self.rows() {
+            return Ok(());
+        }
+        let group = self.group.max(1);
+        let in_place = self.device().is_cpu()
+            && rows.len() == self.rows()
+            && rows.iter().enumerate().all(|(i, &r)| r as usize / group == i / group);
+        if in_place {
+            let op = ReorderRows { rows, group, len: self.len };
+            for layer in &mut self.layers {
+                layer.self_k.inplace_op1(&op)?;
+                layer.self_v.inplace_op1(&op)?;
+            }
             return Ok(());
         }
         let index = Tensor::new(rows, self.device())?;
@@ -120,6 +143,80 @@ impl DecoderState {
             layer.cross_v = layer.cross_v.index_select(&item_index, 0)?;
         }
         self.cross_mask = self.cross_mask.index_select(&item_index, 0)?;
+        Ok(())
+    }
+}
+
+/// Beam reordering of a `[rows, heads, capacity, head_dim]` f32 cache in place: within each item's `group` rows,
+/// row `r` takes the first `len` positions of row `rows[r]`.
+struct ReorderRows<'a> {
+    rows: &'a [u32],
+    group: usize,
+    len: usize,
+}
+
+impl InplaceOp1 for ReorderRows<'_> {
+    fn name(&self) -> &'static str {
+        "reorder-rows"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("reorder-rows: the cache is not f32");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("reorder-rows: the cache is not contiguous");
+        };
+        let (rows, heads, capacity, head_dim) = layout.shape().dims4()?;
+        let (group, len) = (self.group, self.len);
+        if rows != self.rows.len() || rows % group != 0 || len > capacity {
+            candle_core::bail!("reorder-rows: {} rows for a cache of {rows}", self.rows.len());
+        }
+        let row_size = heads * capacity * head_dim;
+        let span = len * head_dim;
+        data[start..end].par_chunks_mut(group * row_size).enumerate().for_each(|(item, chunk)| {
+            let base = item * group;
+            let sources = &self.rows[base..base + group];
+            if sources.iter().enumerate().all(|(j, &r)| r as usize == base + j) {
+                return;
+            }
+            let mut scratch = Vec::with_capacity(group * heads * span);
+            for &r in sources {
+                let from = (r as usize - base) * row_size;
+                for h in 0..heads {
+                    let at = from + h * capacity * head_dim;
+                    scratch.extend_from_slice(&chunk[at..at + span]);
+                }
+            }
+            for j in 0..group {
+                for h in 0..heads {
+                    let at = j * row_size + h * capacity * head_dim;
+                    chunk[at..at + span].copy_from_slice(&scratch[(j * heads + h) * span..][..span]);
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reordering in place equals `index_select` on the filled positions.
+    #[test]
+    fn in_place_reorder_equals_index_select() -> Result<(), ModelError> {
+        let (items, group, heads, capacity, head_dim) = (2, 3, 2, 5, 4);
+        let rows = items * group;
+        let values: Vec<f32> = (0..rows * heads * capacity * head_dim).map(|i| i as f32).collect();
+        let cache = Tensor::from_vec(values, (rows, heads, capacity, head_dim), &Device::Cpu)?;
+        let order = [2u32, 2, 0, 3, 5, 4];
+        let len = 3;
+        let want = cache.index_select(&Tensor::new(&order[..], &Device::Cpu)?, 0)?.narrow(2, 0, len)?;
+        let reordered = cache.copy()?;
+        reordered.inplace_op1(&ReorderRows { rows: &order, group, len })?;
+        let got = reordered.narrow(2, 0, len)?;
+        assert_eq!(got.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
         Ok(())
     }
 }

@@ -10,8 +10,9 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::cache::DecoderState;
-use super::config::{Activation, MarianConfig};
-use super::layers::{attention, causal_bias, embed, merge_heads, padding_bias, split_heads, LayerNorm, Linear};
+use super::config::MarianConfig;
+use super::kernels::Precision;
+use super::layers::{attend, causal_bias, embed, padding_bias, split_heads, LayerNorm, Linear};
 use super::weights::Weights;
 use super::{ModelError, Seq2Seq, Seq2SeqSpec, SourceBatch};
 
@@ -47,13 +48,11 @@ pub struct Marian {
     d_model: usize,
     encoder_heads: usize,
     decoder_heads: usize,
-    activation: Activation,
     embed_scale: f64,
     encoder_embed: Tensor,
     decoder_embed: Tensor,
-    /// `[d_model, vocab]`: the output projection, transposed once at load.
-    lm_head_t: Tensor,
-    final_logits_bias: Tensor,
+    /// The output projection, with `final_logits_bias` as its bias.
+    lm_head: Linear,
     encoder_positions: Tensor,
     decoder_positions: Tensor,
     encoder: Vec<EncoderLayer>,
@@ -74,7 +73,15 @@ fn attention_proj(w: &Weights, prefix: &str, d: usize, names: &[&str]) -> Result
 }
 
 impl Marian {
-    pub fn load(config: &MarianConfig, w: &Weights, dtype: DType, device: &Device) -> Result<Self, ModelError> {
+    /// Loads the model; `pack` packs the linear maps for the CPU kernels (f32 or bf16), `None` keeps candle's
+    /// matmul (CUDA).
+    pub fn load(
+        config: &MarianConfig,
+        w: &Weights,
+        dtype: DType,
+        device: &Device,
+        pack: Option<Precision>,
+    ) -> Result<Self, ModelError> {
         let d = config.d_model;
         let activation = config.activation().map_err(ModelError::Input)?;
         let vocab = config.vocab_size;
@@ -107,11 +114,14 @@ impl Marian {
                 let proj =
                     attention_proj(w, &format!("{p}.self_attn"), d, &["q_proj", "k_proj", "v_proj", "out_proj"])?;
                 Ok(EncoderLayer {
-                    qkv: Linear::stack(&proj[..3])?,
-                    out: proj[3].clone(),
+                    qkv: Linear::stack(&proj[..3])?.packed_if(pack)?,
+                    out: proj[3].clone().packed_if(pack)?,
                     attn_norm: LayerNorm::load(w, &name(w, &format!("{p}.self_attn_layer_norm")), d, LAYER_NORM_EPS)?,
-                    fc1: Linear::load(w, &name(w, &format!("{p}.fc1")), d, config.encoder_ffn_dim, true)?,
-                    fc2: Linear::load(w, &name(w, &format!("{p}.fc2")), config.encoder_ffn_dim, d, true)?,
+                    fc1: Linear::load(w, &name(w, &format!("{p}.fc1")), d, config.encoder_ffn_dim, true)?
+                        .with_activation(activation)
+                        .packed_if(pack)?,
+                    fc2: Linear::load(w, &name(w, &format!("{p}.fc2")), config.encoder_ffn_dim, d, true)?
+                        .packed_if(pack)?,
                     ffn_norm: LayerNorm::load(w, &name(w, &format!("{p}.final_layer_norm")), d, LAYER_NORM_EPS)?,
                 })
             })
@@ -123,20 +133,23 @@ impl Marian {
                 let cross =
                     attention_proj(w, &format!("{p}.encoder_attn"), d, &["q_proj", "k_proj", "v_proj", "out_proj"])?;
                 Ok(DecoderLayer {
-                    qkv: Linear::stack(&own[..3])?,
-                    out: own[3].clone(),
+                    qkv: Linear::stack(&own[..3])?.packed_if(pack)?,
+                    out: own[3].clone().packed_if(pack)?,
                     self_norm: LayerNorm::load(w, &name(w, &format!("{p}.self_attn_layer_norm")), d, LAYER_NORM_EPS)?,
-                    cross_q: cross[0].clone(),
-                    cross_kv: Linear::stack(&cross[1..3])?,
-                    cross_out: cross[3].clone(),
+                    cross_q: cross[0].clone().packed_if(pack)?,
+                    cross_kv: Linear::stack(&cross[1..3])?.packed_if(pack)?,
+                    cross_out: cross[3].clone().packed_if(pack)?,
                     cross_norm: LayerNorm::load(
                         w,
                         &name(w, &format!("{p}.encoder_attn_layer_norm")),
                         d,
                         LAYER_NORM_EPS,
                     )?,
-                    fc1: Linear::load(w, &name(w, &format!("{p}.fc1")), d, config.decoder_ffn_dim, true)?,
-                    fc2: Linear::load(w, &name(w, &format!("{p}.fc2")), config.decoder_ffn_dim, d, true)?,
+                    fc1: Linear::load(w, &name(w, &format!("{p}.fc1")), d, config.decoder_ffn_dim, true)?
+                        .with_activation(activation)
+                        .packed_if(pack)?,
+                    fc2: Linear::load(w, &name(w, &format!("{p}.fc2")), config.decoder_ffn_dim, d, true)?
+                        .packed_if(pack)?,
                     ffn_norm: LayerNorm::load(w, &name(w, &format!("{p}.final_layer_norm")), d, LAYER_NORM_EPS)?,
                 })
             })
@@ -170,12 +183,10 @@ impl Marian {
             d_model: d,
             encoder_heads: config.encoder_attention_heads,
             decoder_heads: config.decoder_attention_heads,
-            activation,
             embed_scale: if config.scale_embedding { (d as f64).sqrt() } else { 1.0 },
             encoder_embed,
             decoder_embed,
-            lm_head_t: lm_head.t()?.contiguous()?,
-            final_logits_bias,
+            lm_head: Linear::new(lm_head, Some(final_logits_bias)).packed_if(pack)?,
             encoder_positions,
             decoder_positions,
             encoder,
@@ -198,7 +209,8 @@ impl Marian {
     }
 
     fn ffn(&self, fc1: &Linear, fc2: &Linear, x: &Tensor) -> Result<Tensor, ModelError> {
-        fc2.forward(&self.activation.apply(&fc1.forward(x)?)?)
+        // fc1 applies the activation.
+        fc2.forward(&fc1.forward(x)?)
     }
 }
 
@@ -228,7 +240,7 @@ impl Seq2Seq for Marian {
             let q = split_heads(&qkv.narrow(2, 0, d)?, self.encoder_heads)?;
             let k = split_heads(&qkv.narrow(2, d, d)?, self.encoder_heads)?;
             let v = split_heads(&qkv.narrow(2, 2 * d, d)?, self.encoder_heads)?;
-            let a = layer.out.forward(&merge_heads(&attention(&q, &k, &v, scale, Some(&mask))?)?)?;
+            let a = layer.out.forward(&attend(&q, &k, &v, scale, Some(&mask))?)?;
             x = layer.attn_norm.forward(&(x + a)?)?;
             let h = self.ffn(&layer.fc1, &layer.fc2, &x)?;
             x = layer.ffn_norm.forward(&(x + h)?)?;
@@ -283,22 +295,22 @@ impl Seq2Seq for Marian {
             let k = split_heads(&qkv.narrow(2, d, d)?, heads)?;
             let v = split_heads(&qkv.narrow(2, 2 * d, d)?, heads)?;
             let (k, v) = state.append_self(i, &k, &v)?;
-            let a = layer.out.forward(&merge_heads(&attention(&q, &k, &v, scale, causal.as_ref())?)?)?;
+            let a = layer.out.forward(&attend(&q, &k, &v, scale, causal.as_ref())?)?;
             x = layer.self_norm.forward(&(x + a)?)?;
 
             // The `group` rows of an item attend to its encoder states together: [items, heads, group*steps, hd].
             let q = layer.cross_q.forward(&x)?.reshape((items, group * steps, d))?;
             let q = split_heads(&q, heads)?;
             let cache = &state.layers[i];
-            let c = attention(&q, &cache.cross_k, &cache.cross_v, scale, Some(&state.cross_mask))?;
-            let c = merge_heads(&c)?.reshape((rows, steps, d))?;
+            let c = attend(&q, &cache.cross_k, &cache.cross_v, scale, Some(&state.cross_mask))?;
+            let c = c.reshape((rows, steps, d))?;
             x = layer.cross_norm.forward(&(x + layer.cross_out.forward(&c)?)?)?;
 
             let h = self.ffn(&layer.fc1, &layer.fc2, &x)?;
             x = layer.ffn_norm.forward(&(x + h)?)?;
         }
         state.len += steps;
-        let logits = x.reshape((rows * steps, d))?.matmul(&self.lm_head_t)?.broadcast_add(&self.final_logits_bias)?;
+        let logits = self.lm_head.forward(&x.reshape((rows * steps, d))?)?;
         Ok(logits.reshape((rows, steps, self.spec.vocab_size))?.to_dtype(DType::F32)?)
     }
 }

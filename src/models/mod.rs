@@ -3,8 +3,10 @@
 pub mod cache;
 pub mod config;
 pub mod hub;
+pub mod kernels;
 pub mod layers;
 pub mod marian;
+pub mod runtime;
 pub mod t5;
 pub mod weights;
 
@@ -177,9 +179,23 @@ pub struct LoadedModel {
     pub weights_digest: String,
 }
 
-/// Loads the model in `files.dir` for `device`, computing in `dtype`. The architecture comes from
-/// `config.json`'s `model_type`.
+/// Loads the model in `files.dir` for `device` in precision `dtype`. The architecture comes from `config.json`'s
+/// `model_type`. On the CPU, tensors are f32 and the linear maps are packed for the project's kernels: `bf16`
+/// there means bf16 weights and products (f32 accumulation and everything else f32); on CUDA `dtype` is the
+/// dtype of every tensor.
 pub fn load(files: &ModelFiles, device: &Device, dtype: DType) -> Result<LoadedModel, ModelError> {
+    let (dtype, pack) = if device.is_cpu() {
+        let precision = match dtype {
+            DType::F32 => kernels::Precision::F32,
+            DType::BF16 => kernels::Precision::Bf16,
+            other => {
+                return Err(ModelError::Device(format!("cpu: precision {other:?} is not supported (f32 or bf16)")))
+            }
+        };
+        (DType::F32, Some(precision))
+    } else {
+        (dtype, None)
+    };
     let config_path = files.dir.join("config.json");
     let config_json: serde_json::Value = read_json(&config_path)?;
     let model_type = config_json.get("model_type").and_then(|v| v.as_str()).unwrap_or_default().to_string();
@@ -191,14 +207,14 @@ pub fn load(files: &ModelFiles, device: &Device, dtype: DType) -> Result<LoadedM
                 .map_err(|e| ModelError::corrupt(&config_path, e.to_string()))?;
             config.validate().map_err(|reason| ModelError::Unsupported { path: config_path.clone(), reason })?;
             let weights = weights::Weights::load(&weight_files, dtype, device)?;
-            Box::new(marian::Marian::load(&config, &weights, dtype, device)?)
+            Box::new(marian::Marian::load(&config, &weights, dtype, device, pack)?)
         }
         "t5" | "mt5" => {
             let config: t5::T5Config = serde_json::from_value(config_json.clone())
                 .map_err(|e| ModelError::corrupt(&config_path, e.to_string()))?;
             config.validate().map_err(|reason| ModelError::Unsupported { path: config_path.clone(), reason })?;
             let weights = weights::Weights::load(&weight_files, dtype, device)?;
-            Box::new(t5::T5::load(&config, &weights, dtype, device)?)
+            Box::new(t5::T5::load(&config, &weights, dtype, device, pack)?)
         }
         other => {
             return Err(ModelError::Unsupported {

@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use super::cache::DecoderState;
 use super::config::Activation;
-use super::layers::{attention, embed, merge_heads, padding_bias, split_heads, Linear, RmsNorm};
+use super::kernels::Precision;
+use super::layers::{attend, embed, padding_bias, split_heads, Linear, RmsNorm};
 use super::weights::Weights;
 use super::{ModelError, Seq2Seq, Seq2SeqSpec, SourceBatch};
 
@@ -144,13 +145,13 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(w: &Weights, prefix: &str, c: &T5Config) -> Result<Self, ModelError> {
+    fn load(w: &Weights, prefix: &str, c: &T5Config, pack: Option<Precision>) -> Result<Self, ModelError> {
         let inner = c.num_heads * c.d_kv;
         let get = |n: &str| Linear::load(w, &format!("{prefix}.{n}"), c.d_model, inner, false);
         Ok(Self {
-            q: get("q")?,
-            kv: Linear::stack(&[get("k")?, get("v")?])?,
-            o: Linear::load(w, &format!("{prefix}.o"), inner, c.d_model, false)?,
+            q: get("q")?.packed_if(pack)?,
+            kv: Linear::stack(&[get("k")?, get("v")?])?.packed_if(pack)?,
+            o: Linear::load(w, &format!("{prefix}.o"), inner, c.d_model, false)?.packed_if(pack)?,
         })
     }
 }
@@ -175,12 +176,10 @@ pub struct T5 {
     dtype: DType,
     heads: usize,
     d_kv: usize,
-    activation: Activation,
     num_buckets: usize,
     max_distance: usize,
     embed: Tensor,
-    /// `[d_model, vocab]`.
-    lm_head_t: Tensor,
+    lm_head: Linear,
     output_scale: Option<f64>,
     encoder: Vec<Block>,
     encoder_norm: RmsNorm,
@@ -191,7 +190,15 @@ pub struct T5 {
 }
 
 impl T5 {
-    pub fn load(c: &T5Config, w: &Weights, dtype: DType, device: &Device) -> Result<Self, ModelError> {
+    /// Loads the model; `pack` packs the linear maps for the CPU kernels (f32 or bf16), `None` keeps candle's
+    /// matmul (CUDA).
+    pub fn load(
+        c: &T5Config,
+        w: &Weights,
+        dtype: DType,
+        device: &Device,
+        pack: Option<Precision>,
+    ) -> Result<Self, ModelError> {
         let (gated, activation) = c.feed_forward().map_err(ModelError::Input)?;
         let eps = c.layer_norm_epsilon as f32;
         let d = c.d_model;
@@ -209,26 +216,30 @@ impl T5 {
             let ffp = format!("{p}.{ff_layer}.DenseReluDense");
             let ff = if gated {
                 FeedForward::Gated {
-                    wi_0: Linear::load(w, &format!("{ffp}.wi_0"), d, c.d_ff, false)?,
-                    wi_1: Linear::load(w, &format!("{ffp}.wi_1"), d, c.d_ff, false)?,
-                    wo: Linear::load(w, &format!("{ffp}.wo"), c.d_ff, d, false)?,
+                    wi_0: Linear::load(w, &format!("{ffp}.wi_0"), d, c.d_ff, false)?
+                        .with_activation(activation)
+                        .packed_if(pack)?,
+                    wi_1: Linear::load(w, &format!("{ffp}.wi_1"), d, c.d_ff, false)?.packed_if(pack)?,
+                    wo: Linear::load(w, &format!("{ffp}.wo"), c.d_ff, d, false)?.packed_if(pack)?,
                 }
             } else {
                 FeedForward::Dense {
-                    wi: Linear::load(w, &format!("{ffp}.wi"), d, c.d_ff, false)?,
-                    wo: Linear::load(w, &format!("{ffp}.wo"), c.d_ff, d, false)?,
+                    wi: Linear::load(w, &format!("{ffp}.wi"), d, c.d_ff, false)?
+                        .with_activation(activation)
+                        .packed_if(pack)?,
+                    wo: Linear::load(w, &format!("{ffp}.wo"), c.d_ff, d, false)?.packed_if(pack)?,
                 }
             };
             let cross = if decoder {
                 Some((
-                    Attention::load(w, &format!("{p}.1.EncDecAttention"), c)?,
+                    Attention::load(w, &format!("{p}.1.EncDecAttention"), c, pack)?,
                     RmsNorm::load(w, &format!("{p}.1.layer_norm.weight"), d, eps)?,
                 ))
             } else {
                 None
             };
             Ok(Block {
-                self_attn: Attention::load(w, &format!("{p}.0.SelfAttention"), c)?,
+                self_attn: Attention::load(w, &format!("{p}.0.SelfAttention"), c, pack)?,
                 self_norm: RmsNorm::load(w, &format!("{p}.0.layer_norm.weight"), d, eps)?,
                 cross,
                 ff,
@@ -252,10 +263,9 @@ impl T5 {
             dtype,
             heads: c.num_heads,
             d_kv: c.d_kv,
-            activation,
             num_buckets: c.relative_attention_num_buckets,
             max_distance: c.relative_attention_max_distance,
-            lm_head_t: lm_head.t()?.contiguous()?,
+            lm_head: Linear::new(lm_head, None).packed_if(pack)?,
             output_scale: c.scale_decoder_outputs.unwrap_or(tie).then(|| (d as f64).powf(-0.5)),
             encoder: (0..c.num_layers).map(|i| block("encoder", i, false)).collect::<Result<_, _>>()?,
             encoder_norm: RmsNorm::load(w, "encoder.final_layer_norm.weight", d, eps)?,
@@ -295,9 +305,10 @@ impl T5 {
 
     fn feed_forward(&self, ff: &FeedForward, x: &Tensor) -> Result<Tensor, ModelError> {
         match ff {
-            FeedForward::Dense { wi, wo } => wo.forward(&self.activation.apply(&wi.forward(x)?)?),
+            // `wi` and `wi_0` apply the activation.
+            FeedForward::Dense { wi, wo } => wo.forward(&wi.forward(x)?),
             FeedForward::Gated { wi_0, wi_1, wo } => {
-                let gate = self.activation.apply(&wi_0.forward(x)?)?;
+                let gate = wi_0.forward(x)?;
                 wo.forward(&(gate * wi_1.forward(x)?)?)
             }
         }
@@ -330,7 +341,7 @@ impl Seq2Seq for T5 {
             let kv = block.self_attn.kv.forward(&h)?;
             let k = split_heads(&kv.narrow(2, 0, inner)?, self.heads)?;
             let v = split_heads(&kv.narrow(2, inner, inner)?, self.heads)?;
-            x = (x + block.self_attn.o.forward(&merge_heads(&attention(&q, &k, &v, 1.0, Some(&bias))?)?)?)?;
+            x = (x + block.self_attn.o.forward(&attend(&q, &k, &v, 1.0, Some(&bias))?)?)?;
             let h = block.ff_norm.forward(&x)?;
             x = (&x + self.feed_forward(&block.ff, &h)?)?;
         }
@@ -381,15 +392,15 @@ impl Seq2Seq for T5 {
             let k = split_heads(&kv.narrow(2, 0, inner)?, self.heads)?;
             let v = split_heads(&kv.narrow(2, inner, inner)?, self.heads)?;
             let (k, v) = state.append_self(i, &k, &v)?;
-            x = (x + block.self_attn.o.forward(&merge_heads(&attention(&q, &k, &v, 1.0, Some(&bias))?)?)?)?;
+            x = (x + block.self_attn.o.forward(&attend(&q, &k, &v, 1.0, Some(&bias))?)?)?;
 
             let (cross, cross_norm) = block.cross.as_ref().expect("decoder blocks have cross attention");
             let h = cross_norm.forward(&x)?;
             let q = cross.q.forward(&h)?.reshape((items, group * steps, inner))?;
             let q = split_heads(&q, self.heads)?;
             let cache = &state.layers[i];
-            let c = attention(&q, &cache.cross_k, &cache.cross_v, 1.0, Some(&state.cross_mask))?;
-            let c = merge_heads(&c)?.reshape((rows, steps, inner))?;
+            let c = attend(&q, &cache.cross_k, &cache.cross_v, 1.0, Some(&state.cross_mask))?;
+            let c = c.reshape((rows, steps, inner))?;
             x = (x + cross.o.forward(&c)?)?;
 
             let h = block.ff_norm.forward(&x)?;
@@ -400,7 +411,7 @@ impl Seq2Seq for T5 {
         if let Some(scale) = self.output_scale {
             h = (h * scale)?;
         }
-        let logits = h.matmul(&self.lm_head_t)?;
+        let logits = self.lm_head.forward(&h)?;
         Ok(logits.reshape((rows, steps, self.spec.vocab_size))?.to_dtype(DType::F32)?)
     }
 }

@@ -545,7 +545,7 @@ impl CharsMap {
         let bad = || "the precompiled normalisation charsmap is truncated".to_string();
         let size = u32::from_le_bytes(blob.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
         let trie = blob.get(4..4 + size).ok_or_else(bad)?;
-        if size % 4 != 0 || size == 0 {
+        if !size.is_multiple_of(4) || size == 0 {
             return Err("the charsmap trie size is not a positive multiple of 4".into());
         }
         let units = trie.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();

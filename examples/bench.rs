@@ -1,0 +1,96 @@
+//! brief's side of scripts/bench: translates (or summarizes) the first N lines of a file in consecutive batches,
+//! every output forced to exactly `--new-tokens` tokens, and prints timings (and optionally the tokens) as JSON.
+//!
+//! cargo run --release --example bench -- --model DIR --input FILE --n 500 --batch 32 --beams 4 --new-tokens 48
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use brief::engine::{BatchLimits, Engine, EngineConfig};
+use brief::generate::Overrides;
+use brief::models::ModelSource;
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long)]
+    model: std::path::PathBuf,
+    #[arg(long)]
+    input: std::path::PathBuf,
+    #[arg(long, default_value_t = 500)]
+    n: usize,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[arg(long, default_value_t = 4)]
+    beams: usize,
+    #[arg(long, default_value_t = 48)]
+    new_tokens: usize,
+    /// Input prefix (e.g. `summarize: ` for T5).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Write the generated token ids (one JSON array per line) here.
+    #[arg(long)]
+    outputs: Option<std::path::PathBuf>,
+    /// Compute precision on the CPU (`f32`, or a reduced mode).
+    #[arg(long, default_value = "f32")]
+    precision: String,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    brief::models::runtime::configure(None);
+    let load_started = Instant::now();
+    let engine = Engine::load(&EngineConfig {
+        source: ModelSource::Local(args.model.clone()),
+        device: candle_core::Device::Cpu,
+        dtype: brief::models::parse_dtype(&args.precision)?,
+        batch: BatchLimits { max_sequences: args.batch, max_tokens: usize::MAX / 2 },
+        progress: false,
+        task: None,
+        prefix: args.prefix.clone(),
+    })
+    .context("loading the model")?;
+    let load_ms = load_started.elapsed().as_secs_f64() * 1000.0;
+    let text = std::fs::read_to_string(&args.input)?;
+    let lines: Vec<String> = text.lines().take(args.n).map(str::to_string).collect();
+    let sources: Vec<Vec<u32>> = lines
+        .iter()
+        .map(|l| engine.tokenizer().encode(&format!("{}{l}", args.prefix.as_deref().unwrap_or(""))))
+        .collect::<Result<_, _>>()?;
+    let overrides = Overrides {
+        num_beams: Some(args.beams),
+        max_new_tokens: Some(args.new_tokens),
+        min_new_tokens: Some(args.new_tokens),
+        ..Default::default()
+    };
+    let options = engine.search_options(&overrides)?;
+    let mut latencies = Vec::new();
+    let mut outputs = Vec::new();
+    let started = Instant::now();
+    for chunk in sources.chunks(args.batch) {
+        let t = Instant::now();
+        outputs.extend(engine.run_batch(chunk, &options)?);
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let tokens: usize = outputs.iter().map(Vec::len).sum();
+    if let Some(path) = &args.outputs {
+        let body: String = outputs.iter().map(|o| format!("{}\n", serde_json::to_string(o).unwrap())).collect();
+        std::fs::write(path, body)?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "system": "brief",
+            "precision": args.precision,
+            "sentences": lines.len(),
+            "tokens": tokens,
+            "seconds": seconds,
+            "load_ms": load_ms,
+            "tokens_per_s": tokens as f64 / seconds,
+            "sentences_per_s": lines.len() as f64 / seconds,
+            "batch_ms": latencies,
+        })
+    );
+    Ok(())
+}

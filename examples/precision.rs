@@ -1,0 +1,106 @@
+//! How far the reduced-precision CPU mode moves from full precision: for the first N lines of a file, the f32
+//! model's greedy outputs are fed back (teacher forcing) to the f32 and the bf16 model, and their logits compared
+//! (relative error per sentence: max |bf16 − f32| over max |f32|), along with how often the two pick the same
+//! next token. Prints JSON; scripts/bench/bench.py runs it after the speed runs.
+//!
+//! cargo run --release --example precision -- --model DIR --input FILE --n 64 --new-tokens 48
+
+use anyhow::{Context, Result};
+use brief::generate::{generate, Overrides, SearchOptions};
+use brief::models::{self, ModelFiles, SourceBatch};
+use brief::tokenize::Tokenizer;
+use candle_core::{DType, Device, Tensor};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long)]
+    model: std::path::PathBuf,
+    #[arg(long)]
+    input: std::path::PathBuf,
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    #[arg(long, default_value_t = 48)]
+    new_tokens: usize,
+    /// Input prefix (e.g. `summarize: ` for T5).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// The reduced precision to compare with f32.
+    #[arg(long, default_value = "bf16")]
+    precision: String,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    models::runtime::configure(None);
+    let files = ModelFiles { dir: args.model.clone(), id: "bench".into(), revision: "local".into() };
+    let full = models::load(&files, &Device::Cpu, DType::F32).context("loading in f32")?;
+    let reduced = models::load(&files, &Device::Cpu, models::parse_dtype(&args.precision)?)
+        .with_context(|| format!("loading in {}", args.precision))?;
+    let tokenizer = Tokenizer::from_dir(&args.model)?;
+    let text = std::fs::read_to_string(&args.input)?;
+    let prefix = args.prefix.as_deref().unwrap_or("");
+    let sources: Vec<Vec<u32>> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(args.n)
+        .map(|l| tokenizer.encode(&format!("{prefix}{l}")))
+        .collect::<Result<_, _>>()?;
+    let overrides = Overrides {
+        num_beams: Some(1),
+        max_new_tokens: Some(args.new_tokens),
+        min_new_tokens: Some(args.new_tokens),
+        ..Default::default()
+    };
+    let options = SearchOptions::resolve(&full.generation, full.model.spec(), &overrides)?;
+    let start = full.model.spec().decoder_start_token_id;
+
+    let mut relative = Vec::new();
+    let (mut same_top1, mut positions) = (0usize, 0usize);
+    for source in &sources {
+        let one = std::slice::from_ref(source);
+        let hyp = generate(full.model.as_ref(), one, &options)?.remove(0);
+        if hyp.tokens.is_empty() {
+            continue;
+        }
+        let mut decoder_ids = vec![start];
+        decoder_ids.extend(&hyp.tokens[..hyp.tokens.len() - 1]);
+        let logits = |loaded: &models::LoadedModel| -> Result<Vec<Vec<f32>>> {
+            let model = loaded.model.as_ref();
+            let batch = SourceBatch::new(one, model.spec().pad_token_id, &Device::Cpu)?;
+            let encoded = model.encode(&batch)?;
+            let mut state = model.start_decoding(&encoded, &batch, 1, decoder_ids.len())?;
+            let ids = Tensor::new(decoder_ids.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+            Ok(model.decode(&mut state, &ids)?.squeeze(0)?.to_dtype(DType::F32)?.to_vec2()?)
+        };
+        let (a, b) = (logits(&full)?, logits(&reduced)?);
+        let (mut diff, mut scale) = (0f32, 0f32);
+        for (ra, rb) in a.iter().zip(&b) {
+            for (x, y) in ra.iter().zip(rb) {
+                diff = diff.max((x - y).abs());
+                scale = scale.max(x.abs());
+            }
+            positions += 1;
+            same_top1 += usize::from(argmax(ra) == argmax(rb));
+        }
+        relative.push(diff / scale);
+    }
+    relative.sort_by(f32::total_cmp);
+    let mean = relative.iter().sum::<f32>() / relative.len().max(1) as f32;
+    println!(
+        "{}",
+        serde_json::json!({
+            "precision": args.precision,
+            "sentences": sources.len(),
+            "positions": positions,
+            "logits_relative_error_mean": mean,
+            "logits_relative_error_max": relative.last().copied().unwrap_or(0.0),
+            "same_next_token": same_top1 as f64 / positions.max(1) as f64,
+        })
+    );
+    Ok(())
+}
+
+fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &x)| if x > best.1 { (i, x) } else { best }).0
+}

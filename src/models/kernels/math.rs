@@ -1,0 +1,286 @@
+//! Row reductions for scoring logits on the host: maximum, `Σ exp(x - m)` with a vectorized exponential, and the
+//! indices of the largest values — each one pass over a row, AVX-512 where available.
+
+/// The largest value of `row` (`-inf` for an empty row; NaN is ignored).
+pub fn max(row: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the feature is present.
+        return unsafe { x86::max(row) };
+    }
+    row.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `Σ exp(x - m)` over `row`.
+pub fn sum_exp(row: &[f32], m: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the feature is present.
+        return unsafe { x86::sum_exp(row, m) };
+    }
+    row.iter().map(|&x| (x - m).exp()).sum()
+}
+
+/// The `k` largest values of `row` with their indices, best first; equal values keep index order. Entries for
+/// which `skip(index)` is true are left out.
+pub fn top_k(row: &[f32], k: usize, skip: impl Fn(usize) -> bool) -> Vec<(f32, u32)> {
+    let mut top = TopK { k, best: Vec::with_capacity(k + 1), threshold: f32::NEG_INFINITY };
+    if k == 0 {
+        return top.best;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the feature is present.
+        unsafe { x86::top_k(row, &mut top, &skip) };
+        return top.best;
+    }
+    const LANES: usize = 16;
+    let chunks = row.len() / LANES;
+    for c in 0..chunks {
+        let base = c * LANES;
+        let block = &row[base..base + LANES];
+        // Most blocks hold nothing above the current threshold once `best` is full.
+        if top.is_full() && block_max(block) <= top.threshold {
+            continue;
+        }
+        for (j, &x) in block.iter().enumerate() {
+            top.consider(base + j, x, &skip);
+        }
+    }
+    for (i, &x) in row.iter().enumerate().skip(chunks * LANES) {
+        top.consider(i, x, &skip);
+    }
+    top.best
+}
+
+/// The running best `k` of a scan.
+struct TopK {
+    k: usize,
+    best: Vec<(f32, u32)>,
+    /// The worst kept value once `k` are kept.
+    threshold: f32,
+}
+
+impl TopK {
+    #[inline(always)]
+    fn is_full(&self) -> bool {
+        self.best.len() == self.k
+    }
+
+    #[inline(always)]
+    fn consider(&mut self, i: usize, x: f32, skip: &impl Fn(usize) -> bool) {
+        if (self.is_full() && x <= self.threshold) || x.is_nan() || skip(i) {
+            return;
+        }
+        let at = self.best.partition_point(|&(v, _)| v >= x);
+        self.best.insert(at, (x, i as u32));
+        self.best.truncate(self.k);
+        if self.is_full() {
+            self.threshold = self.best[self.k - 1].0;
+        }
+    }
+}
+
+/// `x·σ(x)` (SiLU, swish) in place.
+pub fn silu(xs: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the feature is present.
+        return unsafe { x86::silu(xs) };
+    }
+    for x in xs {
+        *x = silu_one(*x);
+    }
+}
+
+/// `x / (1 + e^-x)`, written with `e^-|x|` so that nothing overflows.
+#[inline(always)]
+fn silu_one(x: f32) -> f32 {
+    let e = (-x.abs()).exp();
+    let sigmoid = if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+    x * sigmoid
+}
+
+/// `max(x, 0)` in place.
+pub fn relu(xs: &mut [f32]) {
+    for x in xs {
+        *x = x.max(0.0);
+    }
+}
+
+/// Exact GELU `x·Φ(x)` in place (candle's error function, as its `gelu_erf`).
+pub fn gelu_erf(xs: &mut [f32]) {
+    for x in xs {
+        *x = (candle_core::cpu::erf::erf_f32(*x * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * *x;
+    }
+}
+
+/// GELU's tanh approximation (`gelu_new`) in place.
+pub fn gelu_tanh(xs: &mut [f32]) {
+    const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
+    for x in xs {
+        let v = *x;
+        *x = 0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI * v * (1.0 + 0.044715 * v * v)));
+    }
+}
+
+#[inline(always)]
+fn block_max(block: &[f32]) -> f32 {
+    let mut m = f32::NEG_INFINITY;
+    for &x in block {
+        m = if x > m { x } else { m };
+    }
+    m
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86 {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn max(row: &[f32]) -> f32 {
+        let mut acc = _mm512_set1_ps(f32::NEG_INFINITY);
+        let chunks = row.len() / 16;
+        for c in 0..chunks {
+            acc = _mm512_max_ps(acc, _mm512_loadu_ps(row.as_ptr().add(c * 16)));
+        }
+        let mut m = _mm512_reduce_max_ps(acc);
+        for &x in &row[chunks * 16..] {
+            m = m.max(x);
+        }
+        m
+    }
+
+    /// `exp(d)` for `d ≤ 0`: `2^n · p(r)` with `d = n ln 2 + r`, a degree-6 polynomial on `|r| ≤ ln2/2`
+    /// (relative error below 2e-7), inputs under -87 flushed to 0.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub unsafe fn exp_neg(d: __m512) -> __m512 {
+        let d = _mm512_max_ps(d, _mm512_set1_ps(-87.0));
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+            d,
+            _mm512_set1_ps(std::f32::consts::LOG2_E),
+        ));
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_145_75), d);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428_606_8e-6), r);
+        let mut p = _mm512_set1_ps(1.0 / 720.0);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0 / 120.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0 / 24.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0 / 6.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0));
+        _mm512_scalef_ps(p, n)
+    }
+
+    /// The scan of [`super::top_k`]: one comparison per 16 values against the current threshold, the values
+    /// above it considered in index order.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn top_k(row: &[f32], top: &mut super::TopK, skip: &impl Fn(usize) -> bool) {
+        let chunks = row.len() / 16;
+        for c in 0..chunks {
+            let x = _mm512_loadu_ps(row.as_ptr().add(c * 16));
+            // Ordered comparison: NaN never passes; before `k` are kept the threshold is -inf.
+            let mut mask = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, _mm512_set1_ps(top.threshold)) as u32;
+            if !top.is_full() {
+                mask = 0xffff;
+            }
+            while mask != 0 {
+                let j = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                top.consider(c * 16 + j, row[c * 16 + j], skip);
+            }
+        }
+        for (i, &x) in row.iter().enumerate().skip(chunks * 16) {
+            top.consider(i, x, skip);
+        }
+    }
+
+    /// `x·σ(x)` with `e = exp(-|x|)`: σ = 1/(1+e) for x ≥ 0, e/(1+e) below.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn silu_block(x: __m512) -> __m512 {
+        let one = _mm512_set1_ps(1.0);
+        let e = exp_neg(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(x)));
+        let positive = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_setzero_ps());
+        let num = _mm512_mask_blend_ps(positive, e, one);
+        _mm512_mul_ps(x, _mm512_div_ps(num, _mm512_add_ps(one, e)))
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn silu(xs: &mut [f32]) {
+        let chunks = xs.len() / 16;
+        let p = xs.as_mut_ptr();
+        for c in 0..chunks {
+            _mm512_storeu_ps(p.add(c * 16), silu_block(_mm512_loadu_ps(p.add(c * 16))));
+        }
+        let tail = xs.len() - chunks * 16;
+        if tail > 0 {
+            let mask: __mmask16 = ((1u32 << tail) - 1) as u16;
+            let x = _mm512_maskz_loadu_ps(mask, p.add(chunks * 16));
+            _mm512_mask_storeu_ps(p.add(chunks * 16), mask, silu_block(x));
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn sum_exp(row: &[f32], m: f32) -> f32 {
+        let mv = _mm512_set1_ps(m);
+        let mut acc = _mm512_setzero_ps();
+        let chunks = row.len() / 16;
+        for c in 0..chunks {
+            let x = _mm512_loadu_ps(row.as_ptr().add(c * 16));
+            acc = _mm512_add_ps(acc, exp_neg(_mm512_sub_ps(x, mv)));
+        }
+        let tail = row.len() - chunks * 16;
+        if tail > 0 {
+            let mask: __mmask16 = ((1u32 << tail) - 1) as u16;
+            let x = _mm512_mask_loadu_ps(_mm512_set1_ps(f32::NEG_INFINITY), mask, row.as_ptr().add(chunks * 16));
+            let e = exp_neg(_mm512_sub_ps(x, mv));
+            acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(mask, e));
+        }
+        _mm512_reduce_add_ps(acc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_and_sum_exp_agree_with_libm() {
+        let row: Vec<f32> = (0..1000).map(|i| ((i * 7919) % 2003) as f32 / 37.0 - 30.0).collect();
+        let m = max(&row);
+        assert_eq!(m, row.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        let want: f64 = row.iter().map(|&x| ((x - m) as f64).exp()).sum();
+        let got = sum_exp(&row, m) as f64;
+        assert!((got - want).abs() / want < 1e-6, "{got} vs {want}");
+        // Very negative differences underflow to nothing, as they should.
+        assert_eq!(sum_exp(&[0.0, -1000.0, f32::NEG_INFINITY], 0.0), 1.0);
+        let odd = [1.0f32, 2.0, 3.0];
+        assert!((sum_exp(&odd, 3.0) - (1.0 + (-1f32).exp() + (-2f32).exp())).abs() < 1e-6);
+    }
+
+    #[test]
+    fn silu_matches_the_scalar_formula() {
+        let mut xs: Vec<f32> = (0..77).map(|i| (i as f32 - 38.0) * 0.7).collect();
+        xs.extend([100.0, -100.0, 0.0, -0.0]);
+        let want: Vec<f32> = xs.iter().map(|&x| (x as f64 / (1.0 + (-x as f64).exp())) as f32).collect();
+        silu(&mut xs);
+        for (g, w) in xs.iter().zip(&want) {
+            assert!((g - w).abs() <= 2e-6 * w.abs().max(1e-3), "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn top_k_keeps_the_best_with_index_order_on_ties() {
+        let mut row = vec![0f32; 100];
+        row[7] = 5.0;
+        row[3] = 5.0;
+        row[99] = 9.0;
+        row[50] = f32::NAN;
+        row[20] = 7.0;
+        assert_eq!(top_k(&row, 3, |_| false), vec![(9.0, 99), (7.0, 20), (5.0, 3)]);
+        assert_eq!(top_k(&row, 3, |i| i == 99 || i == 3), vec![(7.0, 20), (5.0, 7), (0.0, 0)]);
+        assert_eq!(top_k(&row[..5], 10, |_| false).len(), 5);
+    }
+}
