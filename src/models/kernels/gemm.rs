@@ -476,10 +476,12 @@ mod x86 {
         debug_assert!(a.len() >= k * MR && b.len() >= k * NR);
         let mut acc0 = [_mm512_setzero_ps(); MR];
         let mut acc1 = [_mm512_setzero_ps(); MR];
-        if rows <= 4 {
-            f32_tile::<4>(k, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1);
-        } else {
-            f32_tile::<MR>(k, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1);
+        // Fewer rows than a full tile (a batch of one, greedy or a single beam) multiply only what is there.
+        match rows {
+            1 => f32_tile::<1>(k, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1),
+            2 => f32_tile::<2>(k, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1),
+            3 | 4 => f32_tile::<4>(k, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1),
+            _ => f32_tile::<MR>(k, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1),
         }
         finish(&acc0, &acc1, c, ldc, rows, cols, bias);
     }
@@ -523,10 +525,12 @@ mod x86 {
         debug_assert!(a.len() >= k2 * MR && b.len() >= k2 * NR * 2);
         let mut acc0 = [_mm512_setzero_ps(); MR];
         let mut acc1 = [_mm512_setzero_ps(); MR];
-        if rows <= 4 {
-            bf16_tile::<4>(k2, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1);
-        } else {
-            bf16_tile::<MR>(k2, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1);
+        // Fewer rows than a full tile (a batch of one, greedy or a single beam) multiply only what is there.
+        match rows {
+            1 => bf16_tile::<1>(k2, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1),
+            2 => bf16_tile::<2>(k2, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1),
+            3 | 4 => bf16_tile::<4>(k2, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1),
+            _ => bf16_tile::<MR>(k2, a.as_ptr(), b.as_ptr(), &mut acc0, &mut acc1),
         }
         finish(&acc0, &acc1, c, ldc, rows, cols, bias);
     }
@@ -564,8 +568,17 @@ mod tests {
 
     #[test]
     fn packed_products_match_a_float64_reference_for_ragged_shapes() {
-        for &(m, n, k) in &[(1, 1, 1), (3, 33, 7), (12, 32, 16), (13, 65, 31), (29, 100, 64), (4, 7, 129), (40, 96, 3)]
-        {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (1, 70, 40),
+            (2, 40, 33),
+            (3, 33, 7),
+            (12, 32, 16),
+            (13, 65, 31),
+            (29, 100, 64),
+            (4, 7, 129),
+            (40, 96, 3),
+        ] {
             let a = pseudo(m * k, 1);
             let w = pseudo(n * k, 2);
             let bias = pseudo(n, 3);
