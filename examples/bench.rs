@@ -31,9 +31,12 @@ struct Args {
     /// Write the generated token ids (one JSON array per line) here.
     #[arg(long)]
     outputs: Option<std::path::PathBuf>,
-    /// Compute precision on the CPU (`f32`, or a reduced mode).
+    /// Compute precision (`f32`; `bf16` on the CPU; `f16`/`bf16` on CUDA).
     #[arg(long, default_value = "f32")]
     precision: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 fn main() -> Result<()> {
@@ -42,7 +45,7 @@ fn main() -> Result<()> {
     let load_started = Instant::now();
     let engine = Engine::load(&EngineConfig {
         source: ModelSource::Local(args.model.clone()),
-        device: candle_core::Device::Cpu,
+        device: brief::models::parse_device(&args.device)?,
         dtype: brief::models::parse_dtype(&args.precision)?,
         batch: BatchLimits { max_sequences: args.batch, max_tokens: usize::MAX / 2 },
         progress: false,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use brief::generate::{generate, Overrides, SearchOptions};
 use brief::models::{self, ModelFiles, SourceBatch};
 use brief::tokenize::Tokenizer;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -28,14 +28,18 @@ struct Args {
     /// The reduced precision to compare with f32.
     #[arg(long, default_value = "bf16")]
     precision: String,
+    /// cpu, cuda or cuda:N (both precisions run there).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     models::runtime::configure(None);
     let files = ModelFiles { dir: args.model.clone(), id: "bench".into(), revision: "local".into() };
-    let full = models::load(&files, &Device::Cpu, DType::F32).context("loading in f32")?;
-    let reduced = models::load(&files, &Device::Cpu, models::parse_dtype(&args.precision)?)
+    let device = models::parse_device(&args.device)?;
+    let full = models::load(&files, &device, DType::F32).context("loading in f32")?;
+    let reduced = models::load(&files, &device, models::parse_dtype(&args.precision)?)
         .with_context(|| format!("loading in {}", args.precision))?;
     let tokenizer = Tokenizer::from_dir(&args.model)?;
     let text = std::fs::read_to_string(&args.input)?;
@@ -67,10 +71,10 @@ fn main() -> Result<()> {
         decoder_ids.extend(&hyp.tokens[..hyp.tokens.len() - 1]);
         let logits = |loaded: &models::LoadedModel| -> Result<Vec<Vec<f32>>> {
             let model = loaded.model.as_ref();
-            let batch = SourceBatch::new(one, model.spec().pad_token_id, &Device::Cpu)?;
+            let batch = SourceBatch::new(one, model.spec().pad_token_id, &device)?;
             let encoded = model.encode(&batch)?;
             let mut state = model.start_decoding(&encoded, &batch, 1, decoder_ids.len())?;
-            let ids = Tensor::new(decoder_ids.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+            let ids = Tensor::new(decoder_ids.as_slice(), &device)?.unsqueeze(0)?;
             Ok(model.decode(&mut state, &ids)?.squeeze(0)?.to_dtype(DType::F32)?.to_vec2()?)
         };
         let (a, b) = (logits(&full)?, logits(&reduced)?);

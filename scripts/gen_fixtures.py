@@ -37,7 +37,7 @@ from transformers import (GenerationConfig, MarianConfig, MarianMTModel, MarianT
                           T5ForConditionalGeneration, T5Tokenizer)
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = (ROOT / ".." / "shared").resolve()
+SHARED = Path(os.environ.get("BRIEF_SHARED") or ROOT / ".." / "shared").resolve()  # read-only data
 OPUS = SHARED / "models" / "opus-mt-id-en"
 
 # Sentences of very different lengths, so that a batch is heavily padded.

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = (ROOT / ".." / "shared").resolve()
+SHARED = Path(os.environ.get("BRIEF_SHARED") or ROOT / ".." / "shared").resolve()  # read-only data
 THREADS = 2
 
 
@@ -35,8 +35,10 @@ def worker_transformers(cfg):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     torch.set_num_threads(THREADS)
+    device = cfg.get("device", "cpu")
+    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[cfg["precision"]]
     started = time.perf_counter()
-    model = AutoModelForSeq2SeqLM.from_pretrained(cfg["model"], dtype=torch.float32).eval()
+    model = AutoModelForSeq2SeqLM.from_pretrained(cfg["model"], dtype=dtype).to(device).eval()
     tok = AutoTokenizer.from_pretrained(cfg["model"])
     load_ms = (time.perf_counter() - started) * 1000
     lines = [cfg.get("prefix", "") + l for l in lines_of(cfg["input"], cfg["n"])]
@@ -45,7 +47,7 @@ def worker_transformers(cfg):
     with torch.inference_mode():
         for i in range(0, len(lines), cfg["batch"]):
             chunk = lines[i:i + cfg["batch"]]
-            enc = tok(chunk, return_tensors="pt", padding=True)
+            enc = tok(chunk, return_tensors="pt", padding=True).to(device)
             t = time.perf_counter()
             out = model.generate(**enc, num_beams=cfg["beams"], do_sample=False, min_new_tokens=cfg["new_tokens"],
                                  max_new_tokens=cfg["new_tokens"])
@@ -96,7 +98,7 @@ def measure(cfg, brief_bin):
     if cfg["system"] == "brief":
         cmd = [str(brief_bin), "--model", cfg["model"], "--input", cfg["input"], "--n", str(cfg["n"]),
                "--batch", str(cfg["batch"]), "--beams", str(cfg["beams"]), "--new-tokens", str(cfg["new_tokens"]),
-               "--precision", cfg["precision"]]
+               "--precision", cfg["precision"], "--device", cfg.get("device", "cpu")]
         if cfg.get("prefix"):
             cmd += ["--prefix", cfg["prefix"]]
         if cfg.get("outputs"):
@@ -138,11 +140,16 @@ def machine():
     flags = next((l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")), "")
     features = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f" {f}" in flags]
     mem = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
-    import ctranslate2
     import torch
     import transformers
+    try:
+        import ctranslate2
+        ct2 = ctranslate2.__version__
+    except ImportError:
+        ct2 = None
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": THREADS, "features": features, "memory_gib": round(mem / 2**20),
-            "torch": torch.__version__, "transformers": transformers.__version__, "ctranslate2": ctranslate2.__version__}
+            "torch": torch.__version__, "transformers": transformers.__version__, "ctranslate2": ct2, "gpu": gpu}
 
 
 def main():
@@ -155,6 +162,8 @@ def main():
     parser.add_argument("--brief-precisions", default="f32", help="comma-separated brief precisions")
     parser.add_argument("--models", default="marian,t5")
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration (the median is reported)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: brief and transformers on the GPU "
+                        "(fp32 and fp16, beam 4, batch 64 and 1; brief precisions default to f32,f16)")
     args = parser.parse_args()
     if args.worker:
         cfg = json.loads(args.worker)
@@ -167,7 +176,10 @@ def main():
     models = ROOT / "bench-out" / "models"  # where run.sh has make_models.py put them
     n_big = 64 if args.quick else 500
     n_one = 8 if args.quick else 40
-    systems = args.only.split(",") if args.only else ["brief", "transformers", "ctranslate2"]
+    gpu = args.device != "cpu"
+    systems = args.only.split(",") if args.only else ["brief", "transformers"] + ([] if gpu else ["ctranslate2"])
+    if gpu and args.brief_precisions == "f32":
+        args.brief_precisions = "f32,f16"
     id_text = str(SHARED / "evaldata" / "mt" / "panl_news_test.id")
     en_text = str(SHARED / "evaldata" / "mt" / "panl_news_test.en")
     suites = {
@@ -180,14 +192,16 @@ def main():
     for name in args.models.split(","):
         suite = suites[name]
         shapes = [(4, 32, n_big), (1, 32, n_big), (4, 1, n_one), (1, 1, n_one)]
-        if name == "t5":
+        if gpu:
+            shapes = [(4, 64, n_big), (4, 1, n_one)]
+        elif name == "t5":
             # T5 is three times the size: fewer sentences, same shapes of work.
             shapes = [(4, 32, n_big // 4 if not args.quick else 32), (1, 32, n_big // 4 if not args.quick else 32),
                       (4, 1, n_one // 2), (1, 1, n_one // 2)]
         for beams, batch, n in shapes:
             runs = []
             if "transformers" in systems:
-                runs.append(("transformers", "float32"))
+                runs += [("transformers", p) for p in (("float32", "float16") if gpu else ("float32",))]
             if "brief" in systems:
                 runs += [("brief", p) for p in args.brief_precisions.split(",")]
             if "ctranslate2" in systems:
@@ -198,7 +212,7 @@ def main():
             for _ in range(args.repeat):
                 for system, precision in runs:
                     tag = f"{name}-{system}-{precision}-b{beams}-n{batch}"
-                    cfg = dict(suite, system=system, precision=precision, beams=beams, batch=batch, n=n,
+                    cfg = dict(suite, system=system, precision=precision, beams=beams, batch=batch, n=n, device=args.device,
                                new_tokens=48, model_name=name, outputs=str(out / "outputs" / f"{tag}.jsonl"))
                     measured[(system, precision)].append(measure(cfg, args.brief))
             for runs_of_one in measured.values():
@@ -223,7 +237,7 @@ def main():
                     continue
                 suite = suites[name]
                 cmd = [str(examples / "precision"), "--model", suite["model"], "--input", suite["input"],
-                       "--n", "64" if not args.quick else "8", "--precision", precision]
+                       "--n", "64" if not args.quick else "8", "--precision", precision, "--device", args.device]
                 if suite["prefix"]:
                     cmd += ["--prefix", suite["prefix"]]
                 env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
@@ -271,8 +285,8 @@ def markdown(report):
                          f"{c['logits_relative_error_max']:.2e} | {100 * c['same_next_token']:.1f}% | {runs} |")
     m = report["machine"]
     lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores ({m['threads']} threads used), {m['memory_gib']} GiB, "
-              f"{' '.join(m['features'])}; torch {m['torch']}, transformers {m['transformers']}, "
-              f"ctranslate2 {m['ctranslate2']}.", f"Command: `{report['command']}`"]
+              f"{' '.join(m['features'])}{'; GPU ' + m['gpu'] if m.get('gpu') else ''}; torch {m['torch']}, "
+              f"transformers {m['transformers']}, ctranslate2 {m['ctranslate2']}.", f"Command: `{report['command']}`"]
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,7 @@ are not knife-edge and systems running the same weights can be compared token by
 Usage: make_models.py OUT_DIR   (creates OUT_DIR/{opus-mt-id-en,flan-t5-base}{,-ct2})
 """
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import torch
 from transformers import GenerationConfig, MarianConfig, MarianMTModel, T5Config, T5ForConditionalGeneration
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = (ROOT / ".." / "shared").resolve()
+SHARED = Path(os.environ.get("BRIEF_SHARED") or ROOT / ".." / "shared").resolve()  # read-only data
 OPUS = SHARED / "models" / "opus-mt-id-en"
 sys.path.insert(0, str(ROOT / "scripts"))
 import gen_fixtures  # noqa: E402  (the fixtures' weight initialisation)
@@ -37,9 +38,13 @@ FLAN_T5_BASE = {
 
 
 def ct2_convert(src, dst):
+    converter = Path(sys.executable).parent / "ct2-transformers-converter"
+    if not converter.exists():
+        print(f"ctranslate2 is not installed: no {dst.name}", file=sys.stderr)
+        return
     if dst.exists():
         shutil.rmtree(dst)
-    subprocess.run([str(Path(sys.executable).parent / "ct2-transformers-converter"), "--model", str(src),
+    subprocess.run([str(converter), "--model", str(src),
                     "--output_dir", str(dst)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

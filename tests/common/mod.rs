@@ -11,17 +11,26 @@ use brief::tokenize::Tokenizer;
 use candle_core::{DType, Device};
 use serde::Deserialize;
 
+/// The project root: where cargo built the tests, or `BRIEF_TEST_ROOT` (for test binaries carried to another
+/// machine, e.g. the GPU machine of scripts/gpu/).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("BRIEF_TEST_ROOT").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
+/// The device the parity tests run on: `BRIEF_TEST_DEVICE` (`cpu` by default; `cuda` with a CUDA build).
+pub fn device() -> Device {
+    let spec = std::env::var("BRIEF_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    models::parse_device(&spec).unwrap_or_else(|e| panic!("BRIEF_TEST_DEVICE: {e}"))
 }
 
 pub fn fixtures() -> PathBuf {
     root().join("tests").join("fixtures")
 }
 
-/// `../shared` beside the project (read-only data: the real opus-mt-id-en tokenizer, seeds, evaldata).
+/// `../shared` beside the project, or `BRIEF_SHARED` (read-only data: the real opus-mt-id-en tokenizer, seeds,
+/// evaldata).
 pub fn shared() -> PathBuf {
-    let dir = root().join("..").join("shared");
+    let dir = std::env::var_os("BRIEF_SHARED").map_or_else(|| root().join("..").join("shared"), PathBuf::from);
     assert!(dir.is_dir(), "tests need ../shared beside the project ({})", dir.display());
     dir
 }
@@ -117,7 +126,8 @@ pub fn check_parity(name: &str, dir: &Path) {
     let expected: Expected =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let files = ModelFiles { dir: dir.to_path_buf(), id: name.into(), revision: "local".into() };
-    let loaded = models::load(&files, &Device::Cpu, DType::F32).unwrap();
+    let device = device();
+    let loaded = models::load(&files, &device, DType::F32).unwrap();
     let model = loaded.model.as_ref();
     let tokenizer = Tokenizer::from_dir(dir).unwrap();
 
@@ -150,14 +160,20 @@ pub fn check_parity(name: &str, dir: &Path) {
 
     // Teacher-forced logits on the greedy outputs against the reference's.
     let reference = candle_core::safetensors::load(dir.join("logits.safetensors"), &Device::Cpu).unwrap();
-    let decoder_ids = reference["decoder_input_ids"].to_dtype(DType::U32).unwrap();
+    let decoder_ids = reference["decoder_input_ids"].to_dtype(DType::U32).unwrap().to_device(&device).unwrap();
     let columns = reference["columns"].to_dtype(DType::U32).unwrap();
     let want = &reference["logits"];
-    let batch = SourceBatch::new(&expected.input_ids, model.spec().pad_token_id, &Device::Cpu).unwrap();
+    let batch = SourceBatch::new(&expected.input_ids, model.spec().pad_token_id, &device).unwrap();
     let encoded = model.encode(&batch).unwrap();
     let steps = decoder_ids.dim(1).unwrap();
     let mut state = model.start_decoding(&encoded, &batch, 1, steps).unwrap();
-    let got = model.decode(&mut state, &decoder_ids).unwrap().index_select(&columns, 2).unwrap();
+    let got = model
+        .decode(&mut state, &decoder_ids)
+        .unwrap()
+        .to_device(&Device::Cpu)
+        .unwrap()
+        .index_select(&columns, 2)
+        .unwrap();
     let err = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     let scale = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(err / scale < 1e-4, "{name}: logits relative error {} (max |diff| {err}, max |ref| {scale})", err / scale);
