@@ -107,9 +107,27 @@ pub struct ServeArgs {
     #[arg(long, env = "BRIEF_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
     pub request_timeout_secs: u64,
 
-    /// Require this key on every request (`api_key` field, or `Authorization: Bearer KEY`).
+    /// Require this key on the API (`api_key` field, or `Authorization: Bearer KEY`); adds to --api-keys.
     #[arg(long, env = "BRIEF_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+
+    /// A file of API keys, one per line: `KEY [requests_per_minute=N] [chars_per_minute=N]` (`#` comments).
+    /// With keys, /translate, /detect and /v1/* need one; the reader pages, /health, /languages and
+    /// /openapi.json stay public.
+    #[arg(long, env = "BRIEF_API_KEYS_FILE")]
+    pub api_keys: Option<PathBuf>,
+
+    /// Requests per minute per key, for keys without their own limit (0: unlimited).
+    #[arg(long, env = "BRIEF_RATE_REQUESTS_PER_MINUTE", default_value_t = 600)]
+    pub rate_requests_per_minute: u64,
+
+    /// Characters of text per minute per key, for keys without their own limit (0: unlimited).
+    #[arg(long, env = "BRIEF_RATE_CHARS_PER_MINUTE", default_value_t = 300_000)]
+    pub rate_chars_per_minute: u64,
+
+    /// With keys configured, /metrics needs one too (`Authorization: Bearer KEY`).
+    #[arg(long, env = "BRIEF_PROTECT_METRICS")]
+    pub protect_metrics: bool,
 
     /// Serve translation only (no summarization model is loaded; /v1/summarize and /v1/briefs answer 503).
     #[arg(long)]

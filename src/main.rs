@@ -227,13 +227,31 @@ fn batch(args: BatchArgs) -> Result<()> {
     Ok(())
 }
 
+/// The API keys of `brief serve`: `--api-keys FILE` and `--api-key`, with the default per-key limits.
+fn access(args: &ServeArgs) -> Result<brief::http::access::Access> {
+    use brief::http::access::{read_keys_file, Access, Limits};
+    let limit = |n: u64| (n > 0).then_some(n);
+    let defaults = Limits {
+        requests_per_minute: limit(args.rate_requests_per_minute),
+        chars_per_minute: limit(args.rate_chars_per_minute),
+    };
+    let mut keys = match &args.api_keys {
+        Some(path) => read_keys_file(path, defaults).map_err(|e| anyhow::anyhow!("--api-keys {e}"))?,
+        None => Vec::new(),
+    };
+    if let Some(key) = args.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+        keys.push((key.to_string(), defaults));
+    }
+    Ok(Access::new(keys, args.protect_metrics))
+}
+
 fn serve(args: ServeArgs) -> Result<()> {
     set_threads(args.runtime.threads);
     let config = brief::http::ServerConfig {
         bind: args.bind,
         max_body_bytes: args.max_body_bytes,
         request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
-        api_key: args.api_key.clone(),
+        access: Arc::new(access(&args)?),
     };
     let defaults = brief::http::Defaults { translate: args.search.overrides(), summary: args.summary.options()? };
     let metrics = Arc::new(Metrics::new());

@@ -235,6 +235,94 @@ fn an_api_key_is_required_when_configured() {
 }
 
 #[test]
+fn keys_from_a_file_with_per_key_rate_limits_and_public_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, "# test keys\nwire-7f3a requests_per_minute=2\ndesk-91c2 chars_per_minute=20\nops-5d0e\n")
+        .unwrap();
+    let (server, _cache) = start(&["--api-keys", keys.to_str().unwrap(), "--protect-metrics", "--log", "info"]);
+    let post = |path: &str, key: Option<&str>, body: Value| {
+        let mut request = ureq::post(&server.url(path));
+        if let Some(key) = key {
+            request = request.set("Authorization", &format!("Bearer {key}"));
+        }
+        match request.send_json(body) {
+            Ok(r) => (r.status(), r.header("retry-after").map(str::to_string), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(code, r)) => {
+                (code, r.header("retry-after").map(str::to_string), r.into_json().unwrap_or(Value::Null))
+            }
+            Err(e) => panic!("{path}: {e}"),
+        }
+    };
+    let lt = |q: &str| json!({"q": q, "source": "id", "target": "en"});
+
+    // Public without a key: the reader, health, languages, the API description.
+    for path in ["/", "/health", "/languages", "/openapi.json"] {
+        assert_eq!(server.get(path).0, 200, "{path}");
+    }
+    // Everything else needs a configured key, in the body or as a bearer token.
+    assert_eq!(post("/translate", None, lt("Halo")).0, 403);
+    assert_eq!(post("/translate", Some("wire-7f3a-not"), lt("Halo")).0, 403);
+    assert_eq!(post("/v1/summarize", None, json!({"text": "Rice prices rose again."})).0, 403);
+    assert_eq!(server.get("/v1/briefs").0, 403);
+    assert_eq!(server.get("/metrics").0, 403);
+    let metrics = || {
+        let r = ureq::get(&server.url("/metrics")).set("Authorization", "Bearer ops-5d0e").call().unwrap();
+        (r.status(), r.into_string().unwrap())
+    };
+    let (status, text) = metrics();
+    assert_eq!(status, 200);
+    assert!(text.contains("brief_http_requests_total"));
+
+    // Two requests per minute: the third waits 30 s.
+    assert_eq!(post("/translate", Some("wire-7f3a"), lt("Halo")).0, 200);
+    let mut with_field = lt("Halo");
+    with_field["api_key"] = json!("wire-7f3a");
+    assert_eq!(post("/translate", None, with_field).0, 200);
+    let (status, retry, body) = post("/v1/translate", Some("wire-7f3a"), json!({"texts": ["Halo"]}));
+    assert_eq!((status, error_type(&body)), (429, "rate_limited"));
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((29..=30).contains(&retry), "{retry}");
+    // Other keys have their own buckets.
+    assert_eq!(post("/translate", Some("ops-5d0e"), lt("Halo")).0, 200);
+
+    // Twenty characters per minute: 15 pass, 10 more wait, 25 at once can never pass.
+    assert_eq!(post("/translate", Some("desk-91c2"), lt("Harga beras naik")).0, 200);
+    let (status, retry, body) = post("/translate", Some("desk-91c2"), lt("Beras naik"));
+    assert_eq!((status, error_type(&body)), (429, "rate_limited"));
+    assert!(retry.is_some());
+    let (status, _, body) = post("/translate", Some("desk-91c2"), lt("Harga beras naik lagi hari ini"));
+    assert_eq!((status, error_type(&body)), (413, "payload_too_large"));
+    assert!(body["error"].as_str().unwrap().contains("allowance of 20 per minute"), "{body}");
+
+    let text = metrics().1;
+    assert!(text.contains("brief_rate_limited_total{limit=\"requests\"} 1"), "{text}");
+    assert!(text.contains("brief_rate_limited_total{limit=\"characters\"} 1"), "{text}");
+    // The keys themselves never reach the log (rate-limit lines name a hash).
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("rate limited"), "{log}");
+    for key in ["wire-7f3a", "desk-91c2", "ops-5d0e"] {
+        assert!(!log.contains(key), "{key} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn a_bad_keys_file_stops_the_server_with_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, "good-key\nsecret-key per_hour=5\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_brief"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--api-keys", keys.to_str().unwrap()])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("line 2: unknown limit \"per_hour\""), "{stderr}");
+    assert!(!stderr.contains("secret-key"), "{stderr}");
+}
+
+#[test]
 fn a_full_queue_answers_503_with_retry_after() {
     // One sequence may wait; the first request waits a second for company, so a second request finds it full.
     let (server, _cache) = start(&["--max-queue", "1", "--batch-wait-ms", "1500", "--no-cache"]);
@@ -273,7 +361,7 @@ fn health_is_503_until_the_models_are_loaded() {
             bind: "127.0.0.1:0".parse().unwrap(),
             max_body_bytes: 1 << 20,
             request_timeout: Duration::from_secs(5),
-            api_key: None,
+            access: Default::default(),
         }),
         defaults: Arc::new(brief::http::Defaults::default()),
     };

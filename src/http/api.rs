@@ -92,15 +92,42 @@ fn service(state: &AppState) -> Result<Arc<Service>, ApiError> {
     state.service.get().cloned().ok_or_else(ApiError::loading)
 }
 
-fn check_key(state: &AppState, given: Option<&str>) -> Result<(), ApiError> {
-    match &state.config.api_key {
-        Some(key) if given != Some(key.as_str()) => Err(ApiError::new(
+/// Admits a request with key `given` (the body's `api_key`, else `Authorization: Bearer`) and `chars` characters of
+/// text, or says why not: 403 without a valid key, 429 with `Retry-After` over a rate limit, 413 for a request
+/// larger than the key's whole per-minute character allowance.
+fn check_key(state: &AppState, given: Option<&str>, chars: usize) -> Result<(), ApiError> {
+    use super::access::{Access, Denied};
+    match state.config.access.admit(given, chars as u64) {
+        Ok(()) => Ok(()),
+        Err(Denied::Key) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "a valid api_key (or Authorization: Bearer key) is required",
         )),
-        _ => Ok(()),
+        Err(Denied::Rate { what, retry_after }) => {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            let who = given.map(Access::log_name).unwrap_or_default();
+            tracing::info!(key = %who, what, retry_after = secs, "rate limited");
+            state.metrics.inc("brief_rate_limited_total", &[("limit", what)], 1.0);
+            Err(ApiError {
+                retry_after: Some(secs),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("this key is over its {what} per minute; try again in {secs} s"),
+                )
+            })
+        }
+        Err(Denied::TooLarge { chars, limit }) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request's {chars} characters exceed this key's allowance of {limit} per minute"),
+        )),
     }
+}
+
+fn chars<'a>(texts: impl IntoIterator<Item = &'a String>) -> usize {
+    texts.into_iter().map(|t| t.chars().count()).sum()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -229,12 +256,18 @@ fn parse_translate_request(kind: BodyKind, bytes: &[u8]) -> Result<TranslateRequ
         (status = 200, body = TranslateResponse),
         (status = 400, description = "Invalid JSON or unsupported language pair", body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "Over the key's rate limit (with Retry-After)", body = ErrorBody),
         (status = 503, description = "Overloaded (with Retry-After) or loading", body = ErrorBody),
         (status = 504, body = ErrorBody)))]
 pub async fn translate(State(state): State<AppState>, req: Request) -> Result<Json<TranslateResponse>, ApiError> {
+    let header_key = bearer(req.headers()).map(str::to_owned);
     let (kind, bytes) = read_body(req, &state).await?;
     let request = parse_translate_request(kind, &bytes)?;
-    check_key(&state, request.api_key.as_deref())?;
+    let size = match &request.q {
+        Texts::One(t) => chars([t]),
+        Texts::Many(ts) => chars(ts),
+    };
+    check_key(&state, request.api_key.as_deref().or(header_key.as_deref()), size)?;
     let html = match request.format.as_deref() {
         None | Some("text") => false,
         Some("html") => true,
@@ -333,6 +366,7 @@ pub struct DetectRequest {
 #[utoipa::path(post, path = "/detect", tag = "libretranslate", request_body = DetectRequest,
     responses((status = 200, body = [DetectedLanguage]), (status = 422, body = ErrorBody)))]
 pub async fn detect(State(state): State<AppState>, req: Request) -> Result<Json<Vec<DetectedLanguage>>, ApiError> {
+    let header_key = bearer(req.headers()).map(str::to_owned);
     let (kind, bytes) = read_body(req, &state).await?;
     let request: DetectRequest = match kind {
         BodyKind::Json => parse_json(&bytes)?,
@@ -346,7 +380,7 @@ pub async fn detect(State(state): State<AppState>, req: Request) -> Result<Json<
         }
         BodyKind::Other => return Err(unsupported_media_type("application/json or application/x-www-form-urlencoded")),
     };
-    check_key(&state, request.api_key.as_deref())?;
+    check_key(&state, request.api_key.as_deref().or(header_key.as_deref()), chars([&request.q]))?;
     let d = langid::detect(&request.q);
     Ok(Json(vec![DetectedLanguage { confidence: d.confidence, language: d.language.to_string() }]))
 }
@@ -441,7 +475,7 @@ pub async fn v1_translate(
     headers: HeaderMap,
     ApiJson(request): ApiJson<V1TranslateRequest>,
 ) -> Result<Json<V1TranslateResponse>, ApiError> {
-    check_key(&state, bearer(&headers))?;
+    check_key(&state, bearer(&headers), chars(&request.texts))?;
     let html = match request.format.as_deref() {
         None | Some("text") => false,
         Some("html") => true,
@@ -492,7 +526,7 @@ pub async fn v1_summarize(
     headers: HeaderMap,
     ApiJson(request): ApiJson<V1SummarizeRequest>,
 ) -> Result<Json<V1SummarizeResponse>, ApiError> {
-    check_key(&state, bearer(&headers))?;
+    check_key(&state, bearer(&headers), chars([&request.text]))?;
     let options = summary_options(&state, request.chunk_tokens, &request.search)?;
     let svc = service(&state)?;
     let started = Instant::now();
@@ -562,7 +596,7 @@ pub async fn v1_create_brief(
     headers: HeaderMap,
     ApiJson(request): ApiJson<V1BriefRequest>,
 ) -> Result<Response, ApiError> {
-    check_key(&state, bearer(&headers))?;
+    check_key(&state, bearer(&headers), chars([&request.text]))?;
     let name = request.name.unwrap_or_else(|| "article.txt".into());
     if name.contains('/') || name.contains('\\') || name.len() > 255 || name.trim().is_empty() {
         return Err(ApiError::validation("name must be a plain file name of at most 255 bytes"));
@@ -581,7 +615,8 @@ pub async fn v1_create_brief(
 
 /// The stored briefs, newest first.
 #[utoipa::path(get, path = "/v1/briefs", tag = "brief", responses((status = 200, body = BriefList)))]
-pub async fn v1_list_briefs(State(state): State<AppState>) -> Result<Json<BriefList>, ApiError> {
+pub async fn v1_list_briefs(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<BriefList>, ApiError> {
+    check_key(&state, bearer(&headers), 0)?;
     let svc = service(&state)?;
     let briefs = blocking(move || svc.briefs()).await?;
     Ok(Json(BriefList {
@@ -601,7 +636,12 @@ pub async fn v1_list_briefs(State(state): State<AppState>) -> Result<Json<BriefL
 /// One stored brief.
 #[utoipa::path(get, path = "/v1/briefs/{id}", tag = "brief", params(("id" = String, Path, description = "Brief id")),
     responses((status = 200, description = "The brief (schema brief/1)", body = Object), (status = 404, body = ErrorBody)))]
-pub async fn v1_get_brief(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn v1_get_brief(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    check_key(&state, bearer(&headers), 0)?;
     let svc = service(&state)?;
     let brief = blocking(move || svc.get_brief(&id)).await?;
     Ok(Json(brief).into_response())
@@ -636,8 +676,12 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 
 /// Prometheus metrics: requests, latencies, batch sizes, queue depth, cache hits and misses, tokens generated.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let access = &state.config.access;
+    if access.metrics_protected() && !access.is_key(bearer(&headers)) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "/metrics needs Authorization: Bearer key"));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response())
 }
 
 #[derive(OpenApi)]

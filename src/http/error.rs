@@ -14,7 +14,7 @@ pub struct ErrorBody {
     /// What went wrong, for people.
     pub error: String,
     /// What went wrong, for programs: `invalid_json`, `validation_error`, `unsupported_language_pair`,
-    /// `unsupported_media_type`, `payload_too_large`, `forbidden`, `not_found`, `method_not_allowed`,
+    /// `unsupported_media_type`, `payload_too_large`, `forbidden`, `rate_limited`, `not_found`, `method_not_allowed`,
     /// `overloaded`, `loading`, `timeout`, `unavailable`, `internal_error`.
     pub error_type: String,
 }

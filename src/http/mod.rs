@@ -1,6 +1,7 @@
 //! `brief serve`: the router (API and reader pages), request metrics, body limit, background model loading and
 //! graceful shutdown.
 
+pub mod access;
 pub mod api;
 pub mod error;
 pub mod reader;
@@ -22,15 +23,15 @@ use crate::service::{Service, SummaryOptions};
 use error::ApiError;
 
 /// How the server behaves (from `brief serve`'s options).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ServerConfig {
     pub bind: SocketAddr,
     /// Larger request bodies get 413.
     pub max_body_bytes: usize,
     /// A request still unanswered after this gets 504.
     pub request_timeout: Duration,
-    /// When set, requests must carry this key (`api_key` or `Authorization: Bearer`).
-    pub api_key: Option<String>,
+    /// API keys and their rate limits (none configured: the API is open).
+    pub access: Arc<access::Access>,
 }
 
 /// Search defaults for requests that do not set them.

@@ -4,12 +4,15 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Server {
     pub child: Child,
     pub url: String,
     pub cache_dir: PathBuf,
+    /// Everything the server has written to stderr so far.
+    pub log: Arc<Mutex<String>>,
 }
 
 /// The arguments that make a server on the tiny models, quick searches, the given cache directory.
@@ -46,6 +49,8 @@ impl Server {
             .args(args)
             .env("HF_HUB_OFFLINE", "1")
             .env_remove("BRIEF_API_KEY")
+            .env_remove("BRIEF_API_KEYS_FILE")
+            .env_remove("BRIEF_PROTECT_METRICS")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -58,9 +63,17 @@ impl Server {
                 break addr.trim().to_string();
             }
         };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let server = Server { child, url, cache_dir: cache_dir.to_path_buf() };
+        // Keep draining stderr so the server never blocks on a full pipe, and keep it for the tests.
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let server = Server { child, url, cache_dir: cache_dir.to_path_buf(), log };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(r) = ureq::get(&format!("{}/health", server.url)).call() {
