@@ -39,16 +39,24 @@ fn tokenize(html: &str) -> Vec<Token> {
             tokens.push(Token::Text(decode_entities(&rest[..lt])));
             rest = &rest[lt..];
         }
+        // Comments, declarations and processing instructions pass through; one left open at the end of the input
+        // is closed, or it would swallow the end tags that the output adds (found by fuzz/html).
         if let Some(body) = rest.strip_prefix("<!--") {
-            let end = body.find("-->").map_or(rest.len(), |e| 4 + e + 3);
-            tokens.push(Token::Verbatim(rest[..end].to_string()));
-            rest = &rest[end..];
+            let verbatim = match body.find("-->") {
+                Some(e) => rest[..4 + e + 3].to_string(),
+                None => format!("{rest}-->"),
+            };
+            rest = &rest[(verbatim.len()).min(rest.len())..];
+            tokens.push(Token::Verbatim(verbatim));
             continue;
         }
         if rest.starts_with("<!") || rest.starts_with("<?") {
-            let end = rest.find('>').map_or(rest.len(), |e| e + 1);
-            tokens.push(Token::Verbatim(rest[..end].to_string()));
-            rest = &rest[end..];
+            let verbatim = match rest.find('>') {
+                Some(e) => rest[..e + 1].to_string(),
+                None => format!("{rest}>"),
+            };
+            rest = &rest[(verbatim.len()).min(rest.len())..];
+            tokens.push(Token::Verbatim(verbatim));
             continue;
         }
         let closing = rest.starts_with("</");
@@ -73,8 +81,7 @@ fn tokenize(html: &str) -> Vec<Token> {
         let raw = RAW_TEXT.contains(&name.as_str()) && !self_closing;
         tokens.push(Token::Start { name: name.clone(), attrs, self_closing });
         if raw {
-            let close = format!("</{name}");
-            let end = find_ci(rest, &close).unwrap_or(rest.len());
+            let end = raw_text_end(rest, &name);
             tokens.push(Token::Raw(rest[..end].to_string()));
             rest = &rest[end..];
         }
@@ -82,8 +89,20 @@ fn tokenize(html: &str) -> Vec<Token> {
     tokens
 }
 
-fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
-    haystack.to_ascii_lowercase().find(needle)
+/// Where the raw text of a `script`/`style`-like element ends: at its end tag, `</name` followed by whitespace, `/`
+/// or `>` as HTML defines it (`</script:` or `</scripts` do not end it; found by fuzz/html), else at the end.
+fn raw_text_end(rest: &str, name: &str) -> usize {
+    let lower = rest.to_ascii_lowercase();
+    let close = format!("</{name}");
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(&close) {
+        let at = from + i;
+        match lower.as_bytes().get(at + close.len()) {
+            Some(b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' | b'/' | b'>') => return at,
+            _ => from = at + close.len(),
+        }
+    }
+    rest.len()
 }
 
 /// Attributes up to the closing `>`: (bytes consumed, attributes, whether it ended in `/>`).
@@ -281,5 +300,29 @@ mod tests {
         assert_eq!(upper("<ul><li>x<li>y</ul>"), "<ul><li>X<li>Y</li></li></ul>");
         assert_eq!(upper("<!-- unterminated"), "<!-- unterminated-->");
         assert_eq!(upper(""), "");
+    }
+
+    /// fuzz/html found an unterminated declaration passed through open, swallowing the end tags added after it:
+    /// rendering the output again added another `</p>`.
+    #[test]
+    fn unterminated_declarations_are_closed_so_the_output_is_stable() {
+        let html = "\u{2}<p\0\u{11}\0\0g> <!rg|p\0</<p";
+        let out = upper(html);
+        assert_eq!(out, "\u{2}<p> <!rg|p\0</<p></p>");
+        assert_eq!(upper(&out), out);
+        assert_eq!(upper("<p>a<?php echo"), "<p>A<?php echo></p>");
+        assert_eq!(upper("<p>a<!-- open"), "<p>A<!-- open--></p>");
+    }
+
+    /// fuzz/html: `</script:` is not the end of a script, so the text after it stays script, in the first
+    /// rendering as in the second.
+    #[test]
+    fn raw_text_ends_only_at_a_real_end_tag() {
+        let html = "g>Haa>.:<script>x<0</script:/p>a<script>x";
+        let out = upper(html);
+        assert_eq!(out, "G&gt;HAA&gt;.:<script>x<0</script:/p>a<script>x</script>");
+        assert_eq!(upper(&out), out);
+        assert_eq!(upper("<style>a</STYLE >b"), "<style>a</style>B");
+        assert_eq!(upper("<script>a</scripts>b</script>c"), "<script>a</scripts>b</script>C");
     }
 }
