@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repository root, with .gpu/ from scripts/gpu/prepare.sh beside it:
-#   1. the parity tests on the GPU in f32 (identical tokens, logits within 1e-4) and the tokenizer tests
+#   1. the parity tests on the GPU in f32 (identical tokens, logits within 1e-4)
 #   2. f16 and bf16 against f32 on the GPU: teacher-forced logit error and next-token agreement
 #   3. the benchmark against transformers on the same GPU (fp32 and fp16, beam 4, batch 64 and 1)
 # Everything it prints also lands in $OUT (or gpu-out/).
@@ -18,7 +18,7 @@ export BRIEF_TEST_ROOT=$root BRIEF_SHARED=$root/.gpu/shared BRIEF_TEST_DEVICE=${
 { nvidia-smi; "$py" -c 'import torch, transformers; print(torch.__version__, transformers.__version__)'; } \
     > "$out/machine.txt" 2>&1
 status=0
-for t in parity_marian parity_t5 parity_tokenizer; do
+for t in parity_marian parity_t5; do
     echo "== $t ($BRIEF_TEST_DEVICE)"
     .gpu/bin/$t --test-threads 1 2>&1 | tee "$out/$t.txt" | grep -E "^test |test result" || status=1
 done

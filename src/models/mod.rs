@@ -83,7 +83,11 @@ pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
             "{spec}: this build of brief has no CUDA support; rebuild with `cargo build --release --features cuda`"
         )));
     }
-    Device::new_cuda(ordinal).map_err(|e| ModelError::Device(format!("{spec}: {e}")))
+    // candle's error carries a backtrace when RUST_BACKTRACE is set; the first line says what went wrong.
+    Device::new_cuda(ordinal).map_err(|e| {
+        let e = e.to_string();
+        ModelError::Device(format!("{spec}: no usable CUDA device: {}", e.lines().next().unwrap_or_default()))
+    })
 }
 
 /// Parses `f32`, `f16` or `bf16`.
