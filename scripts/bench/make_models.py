@@ -67,22 +67,6 @@ def opus(out):
         ct2_convert(dest, out / "opus-mt-id-en-ct2")
 
 
-def randomize_t5(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "layer_norm" in name:
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
-            elif "relative_attention_bias" in name:
-                p.copy_(torch.randn(p.shape, generator=g))
-            elif name in ("shared.weight", "lm_head.weight"):
-                w = torch.randn(p.shape, generator=g)
-                p.copy_(w / w.norm(dim=1, keepdim=True) * 3.0)
-            elif p.dim() == 2:
-                p.copy_(torch.randn(p.shape, generator=g) / p.shape[1] ** 0.5)
-        model.decoder.final_layer_norm.weight.mul_(4.0)
-
-
 def flan(out):
     dest = out / "flan-t5-base"
     if not (dest / "model.safetensors").exists():
@@ -91,7 +75,7 @@ def flan(out):
         gen_fixtures.build_t5_tokenizer(dest, extra_ids=100, vocab_size=8000, max_lines=100000)
         torch.manual_seed(1)
         model = T5ForConditionalGeneration(T5Config(**FLAN_T5_BASE)).eval()
-        randomize_t5(model, 1)
+        gen_fixtures.randomize_t5(model, 1, eos_id=1, eos_scale=1.0)  # the fixtures' initialisation
         head = torch.randn(model.lm_head.weight.shape, generator=torch.Generator().manual_seed(2))
         head = head / head.norm(dim=1, keepdim=True) * 3.0
         gen_fixtures.save_t5(model, dest, head)
