@@ -185,6 +185,17 @@ fn client_mistakes_get_4xx_json_errors() {
         ("/translate", json!({"q": 5, "source": "id", "target": "en"}), 422, "validation_error"),
         ("/v1/translate", json!({"texts": ["x"], "num_beams": 0}), 422, "validation_error"),
         ("/v1/translate", json!({"texts": ["x"], "max_new_tokens": 100000}), 422, "validation_error"),
+        // Found by schemathesis: widths and lengths that would need terabytes of KV cache abort the process.
+        ("/v1/translate", json!({"texts": ["x"], "num_beams": 13_715_021_128u64}), 422, "validation_error"),
+        ("/v1/translate", json!({"texts": ["x"], "num_beams": 33}), 422, "validation_error"),
+        ("/v1/translate", json!({"texts": ["x"], "max_new_tokens": u64::MAX}), 422, "validation_error"),
+        (
+            "/v1/summarize",
+            json!({"text": "Rice prices rose.", "max_new_tokens": 1_000_000_000}),
+            422,
+            "validation_error",
+        ),
+        ("/v1/briefs", json!({"text": "Harga naik.", "translate": {"num_beams": 1_000_000}}), 422, "validation_error"),
         ("/v1/translate", json!({"texts": ["x"], "beams": 2}), 422, "validation_error"),
         ("/v1/translate", json!({"text": "x"}), 422, "validation_error"),
         ("/v1/summarize", json!({"text": "x", "chunk_tokens": 3}), 422, "validation_error"),
@@ -490,4 +501,28 @@ fn sigterm_finishes_the_request_in_flight() {
     let status = server.terminate();
     assert_eq!(request.join().unwrap().0, 200, "the request in flight was answered");
     assert_eq!(status.code(), Some(0));
+}
+
+/// The spec describes what the server accepts (schemathesis against it found a composition no body could
+/// satisfy, and error codes the operations did not list).
+#[test]
+fn the_openapi_document_matches_the_server() {
+    let doc = brief::http::api::openapi_document();
+    for name in ["V1TranslateRequest", "V1SummarizeRequest"] {
+        let schema = &doc["components"]["schemas"][name];
+        assert!(schema.get("allOf").is_none(), "{name}: {schema}");
+        assert_eq!(schema["additionalProperties"], json!(false), "{name}");
+        for field in ["num_beams", "max_new_tokens", "early_stopping"] {
+            assert!(schema["properties"].get(field).is_some(), "{name} lacks {field}");
+        }
+    }
+    assert_eq!(doc["components"]["schemas"]["SearchSettings"]["properties"]["num_beams"]["maximum"], json!(32));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, item) in paths {
+        if let Some(post) = item.get("post") {
+            for code in ["400", "403", "413", "415", "422", "429", "503", "504"] {
+                assert!(post["responses"].get(code).is_some(), "POST {path} does not document {code}");
+            }
+        }
+    }
 }

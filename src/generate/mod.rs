@@ -72,6 +72,14 @@ pub struct SearchOptions {
     pub renormalize_logits: bool,
 }
 
+/// The widest beam search a request may ask for: a search holds `batch × beams` decoder rows, so an unbounded
+/// width would let one request exhaust memory (schemathesis found `num_beams: 13715021128` aborting the server).
+pub const MAX_BEAMS: usize = 32;
+
+/// The most new tokens a request may ask of a model without a position limit of its own (T5's relative
+/// positions have none; its KV cache still grows with the length).
+pub const MAX_UNBOUNDED_NEW_TOKENS: usize = 4096;
+
 impl SearchOptions {
     /// The model's defaults with `overrides` applied, as `generate(**kwargs)` combines them. Explicit requests the
     /// model cannot satisfy are errors; a default beyond the model's positions is capped to them.
@@ -80,14 +88,19 @@ impl SearchOptions {
         if num_beams == 0 {
             return Err(ModelError::Input("the number of beams must be at least 1".into()));
         }
+        if num_beams > MAX_BEAMS {
+            return Err(ModelError::Input(format!("the number of beams must be at most {MAX_BEAMS}, not {num_beams}")));
+        }
         // max_new_tokens wins over max_length, as in the reference; lengths count the decoder start token.
-        let explicit = overrides.max_new_tokens.map(|n| n + 1).or(overrides.max_length);
+        let explicit = overrides.max_new_tokens.map(|n| n.saturating_add(1)).or(overrides.max_length);
         let mut max_length = explicit.or(config.max_new_tokens.map(|n| n + 1)).unwrap_or(config.max_length);
-        if let Some(limit) = spec.max_target_tokens {
+        {
+            let limit = spec.max_target_tokens.unwrap_or(MAX_UNBOUNDED_NEW_TOKENS);
             if max_length > limit + 1 {
                 if explicit.is_some() {
+                    let why = if spec.max_target_tokens.is_some() { "'s positions" } else { " (brief's bound)" };
                     return Err(ModelError::Input(format!(
-                        "at most {limit} new tokens fit this model's positions, {} were asked for",
+                        "at most {limit} new tokens fit this model{why}, {} were asked for",
                         max_length - 1
                     )));
                 }

@@ -159,19 +159,43 @@ pub struct TranslateRequest {
     pub q: Texts,
     /// Source language: `id` or `auto`.
     #[serde(default = "auto")]
+    #[schema(pattern = "^(id|auto)$")]
     pub source: String,
     /// Target language: `en`.
     #[serde(default = "english")]
+    #[schema(pattern = "^en$")]
     pub target: String,
     /// `text` (default) or `html`.
     #[serde(default)]
+    #[schema(pattern = "^(text|html)$")]
     pub format: Option<String>,
     /// Required only when the server was started with `--api-key`.
     #[serde(default)]
     pub api_key: Option<String>,
     /// Alternative translations wanted (brief returns none: an empty list).
-    #[serde(default)]
-    pub alternatives: Option<u32>,
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(value_type = Option<i64>)]
+    pub alternatives: Option<i64>,
+}
+
+/// An integer, also written as a number with no fraction (`2.0`), as JSON Schema counts integers.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(Some(f as i64)),
+        _ => Err(serde::de::Error::custom(format!("{n} is not a whole number"))),
+    }
+}
+
+/// A non-negative integer, also written as a number with no fraction.
+fn whole_usize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    match whole_number(d)? {
+        None => Ok(None),
+        Some(n) => usize::try_from(n).map(Some).map_err(|_| serde::de::Error::custom(format!("{n} is negative"))),
+    }
 }
 
 fn auto() -> String {
@@ -407,15 +431,23 @@ pub async fn languages() -> Json<Vec<Language>> {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchSettings {
-    /// Beam width (1 is greedy search).
+    /// Beam width (1 is greedy search; at most 32).
+    #[serde(default, deserialize_with = "whole_usize")]
+    #[schema(minimum = 1, maximum = 32)]
     pub num_beams: Option<usize>,
+    /// Most new tokens per segment (at most what the model's positions allow).
+    #[serde(default, deserialize_with = "whole_usize")]
+    #[schema(minimum = 1)]
     pub max_new_tokens: Option<usize>,
+    #[serde(default, deserialize_with = "whole_usize")]
     pub min_length: Option<usize>,
+    #[serde(default, deserialize_with = "whole_usize")]
     pub min_new_tokens: Option<usize>,
     pub length_penalty: Option<f32>,
+    #[serde(default, deserialize_with = "whole_usize")]
     pub no_repeat_ngram_size: Option<usize>,
     /// `true`, `false` or `never`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^(true|false|never)$")]
     pub early_stopping: Option<EarlyStoppingOption>,
 }
 
@@ -441,6 +473,7 @@ pub struct V1TranslateRequest {
     pub texts: Vec<String>,
     /// `text` (default) or `html`.
     #[serde(default)]
+    #[schema(pattern = "^(text|html)$")]
     pub format: Option<String>,
     #[serde(flatten)]
     pub search: SearchSettings,
@@ -501,6 +534,8 @@ pub struct V1SummarizeRequest {
     /// English text of any length.
     pub text: String,
     /// Most input tokens per summarizer call (default: the server's).
+    #[serde(default, deserialize_with = "whole_usize")]
+    #[schema(minimum = 16)]
     pub chunk_tokens: Option<usize>,
     #[serde(flatten)]
     pub search: SearchSettings,
@@ -562,8 +597,10 @@ fn summary_options(
 #[serde(deny_unknown_fields)]
 pub struct V1BriefRequest {
     /// The Indonesian article; its first non-blank line is the headline.
+    #[schema(pattern = "\\S")]
     pub text: String,
-    /// A name for the source (a file name); default `article.txt`.
+    /// A name for the source (a file name, at most 255 bytes); default `article.txt`.
+    #[schema(pattern = "^[^/\\\\]*[^/\\\\\\s][^/\\\\]*$", max_length = 255)]
     pub name: Option<String>,
     /// Translation search settings.
     #[serde(default)]
@@ -705,5 +742,78 @@ pub struct ApiDoc;
 
 /// The OpenAPI 3.1 document of this API.
 pub async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+    Json(openapi_document())
+}
+
+/// The generated document, with each request body that flattens [`SearchSettings`] (`allOf` of two closed
+/// objects, which no body could satisfy) merged into one closed object: the shape the server accepts.
+pub fn openapi_document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let schemas = doc.pointer("/components/schemas").cloned().unwrap_or_default();
+    if let Some(map) = doc.pointer_mut("/components/schemas").and_then(|v| v.as_object_mut()) {
+        for schema in map.values_mut() {
+            let Some(parts) = schema.get("allOf").and_then(|a| a.as_array()).cloned() else { continue };
+            let mut properties = serde_json::Map::new();
+            let mut required = Vec::new();
+            for part in parts {
+                let part = match part.get("$ref").and_then(|r| r.as_str()) {
+                    Some(r) => schemas.get(r.trim_start_matches("#/components/schemas/")).cloned().unwrap_or_default(),
+                    None => part,
+                };
+                if let Some(p) = part.get("properties").and_then(|p| p.as_object()) {
+                    properties.extend(p.clone());
+                }
+                if let Some(r) = part.get("required").and_then(|r| r.as_array()) {
+                    required.extend(r.iter().cloned());
+                }
+            }
+            let description = schema.get("description").cloned();
+            *schema = serde_json::json!({
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": false,
+            });
+            if let Some(d) = description {
+                schema["description"] = d;
+            }
+        }
+    }
+    // Every error an operation can answer, in one place (the same set the handlers and the error mapping give).
+    let errors: &[(&str, &str)] = &[
+        ("400", "Invalid JSON, or an unsupported language pair"),
+        ("403", "A key is required (server started with API keys) or not valid"),
+        ("413", "Body over --max-body-bytes, or text over the key's per-minute allowance"),
+        ("415", "Not JSON (or, for LibreTranslate endpoints, a urlencoded form)"),
+        ("422", "Fields missing, of the wrong type, unknown, or out of range"),
+        ("429", "Over the key's rate limit (with Retry-After)"),
+        ("503", "Overloaded (with Retry-After), or the models are still loading"),
+        ("504", "Not finished within --request-timeout-secs"),
+    ];
+    let applies = |method: &str, path: &str, code: &str| match (method, path) {
+        ("post", _) => true,
+        ("get", "/v1/briefs" | "/v1/briefs/{id}") => matches!(code, "403" | "429" | "503"),
+        ("get", "/metrics") => code == "403",
+        _ => false,
+    };
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else { continue };
+            for (method, operation) in item.iter_mut() {
+                let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
+                for (code, description) in errors {
+                    if applies(method, path, code) && !responses.contains_key(*code) {
+                        responses.insert(
+                            code.to_string(),
+                            serde_json::json!({
+                                "description": description,
+                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                            }),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    doc
 }
