@@ -107,7 +107,8 @@ pub fn greedy_token(row: &[f32], constraint: &Constraint) -> u32 {
     match constraint {
         Constraint::Forced(t) => *t,
         Constraint::Banned(banned) => {
-            crate::models::kernels::math::top_k(row, 1, |i| banned.contains(&(i as u32))).first().map_or(0, |&(_, t)| t)
+            let banned = |i: usize| banned.binary_search(&(i as u32)).is_ok();
+            crate::models::kernels::math::top_k(row, 1, banned).first().map_or(0, |&(_, t)| t)
         }
     }
 }
@@ -130,27 +131,23 @@ pub fn row_candidates(row: &[f32], constraint: &Constraint, renormalize: bool, k
     if !renormalize || top.is_empty() {
         return top.into_iter().map(|(x, t)| (y(x), t)).collect();
     }
-    // The second log_softmax runs over the allowed tokens: its maximum is the best allowed one.
+    // The second log_softmax runs over the allowed tokens: its maximum is the best allowed one, and its sum is
+    // Σ exp(x - best) over them.
     let best = top[0].0;
-    let allowed_sum = if banned.is_empty() {
-        sum
+    let banned_mass: f32 = banned.iter().filter_map(|&b| row.get(b as usize)).map(|&x| (x - m).exp()).sum();
+    let allowed_sum = if best == m && banned_mass < 0.5 * sum {
+        // The maximum is allowed: the full sum less the banned tokens' share (no second pass).
+        sum - banned_mass
     } else {
-        let banned_mass: f32 = banned.iter().filter_map(|&b| row.get(b as usize)).map(|&x| (x - m).exp()).sum();
-        let rest = sum - banned_mass;
-        if best == m && rest > 0.5 * sum {
-            rest
-        } else {
-            // The banned tokens held most of the mass: sum the allowed ones directly.
-            row.iter()
-                .enumerate()
-                .filter(|(i, _)| banned.binary_search(&(*i as u32)).is_err())
-                .map(|(_, &x)| (x - best).exp())
-                .sum::<f32>()
-                * ((best - m).exp())
-        }
+        // The banned tokens held the maximum or most of the mass: sum the allowed ones directly.
+        row.iter()
+            .enumerate()
+            .filter(|(i, _)| banned.binary_search(&(*i as u32)).is_err())
+            .map(|(_, &x)| (x - best).exp())
+            .sum::<f32>()
     };
     let m2 = y(best);
-    let log_sum2 = (allowed_sum / (best - m).exp()).ln();
+    let log_sum2 = allowed_sum.ln();
     top.into_iter().map(|(x, t)| (y(x) - m2 - log_sum2, t)).collect()
 }
 
@@ -252,5 +249,21 @@ mod tests {
             }
         }
         assert_eq!(row_candidates(&row, &Constraint::Forced(3), true, 6), vec![(0.0, 3)]);
+    }
+
+    /// A banned token far above the rest (exp(best - max) underflows to 0) still renormalises to finite scores.
+    #[test]
+    fn renormalising_after_a_dominant_banned_token_stays_finite() {
+        let mut row: Vec<f32> = (0..50).map(|i| i as f32 / 10.0).collect();
+        row[7] = 500.0;
+        let mut expect = row.clone();
+        log_softmax_in_place(&mut expect);
+        expect[7] = f32::NEG_INFINITY;
+        log_softmax_in_place(&mut expect);
+        let got = row_candidates(&row, &Constraint::Banned(vec![7]), true, 3);
+        assert_eq!(got.iter().map(|&(_, t)| t).collect::<Vec<_>>(), vec![49, 48, 47]);
+        for (score, token) in got {
+            assert!((score - expect[token as usize]).abs() < 1e-4, "{score} vs {}", expect[token as usize]);
+        }
     }
 }
