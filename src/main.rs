@@ -43,10 +43,6 @@ fn run(cli: Cli) -> Result<()> {
 
 /// Sets the CPU thread count (and the rest of the process-wide CPU settings) before any model code starts its
 /// thread pools.
-fn set_threads(threads: Option<usize>) {
-    brief::models::runtime::configure(threads);
-}
-
 /// Reads a UTF-8 input file, or standard input for `None` or `-`.
 fn read_input(file: Option<&Path>) -> Result<String> {
     let (bytes, name) = match file {
@@ -66,7 +62,7 @@ fn read_input(file: Option<&Path>) -> Result<String> {
 }
 
 fn translate(args: TranslateArgs) -> Result<()> {
-    set_threads(args.runtime.threads);
+    brief::models::runtime::configure(args.runtime.threads);
     let text = read_input(args.file.as_deref())?;
     let config = args.model.engine_config(&args.runtime)?;
     let overrides = args.search.overrides();
@@ -103,7 +99,7 @@ fn translate(args: TranslateArgs) -> Result<()> {
 }
 
 fn summarize(args: SummarizeArgs) -> Result<()> {
-    set_threads(args.runtime.threads);
+    brief::models::runtime::configure(args.runtime.threads);
     let text = read_input(args.file.as_deref())?;
     let options = args.summary.options()?;
     let cache = if args.cache.no_cache { None } else { Some(args.cache.open()?) };
@@ -135,7 +131,7 @@ fn summarize(args: SummarizeArgs) -> Result<()> {
 }
 
 fn article(args: ArticleArgs) -> Result<()> {
-    set_threads(args.runtime.threads);
+    brief::models::runtime::configure(args.runtime.threads);
     let text = read_input(Some(&args.file))?;
     let name =
         args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into_owned());
@@ -163,7 +159,7 @@ fn article(args: ArticleArgs) -> Result<()> {
 }
 
 fn batch(args: BatchArgs) -> Result<()> {
-    set_threads(args.runtime.threads);
+    brief::models::runtime::configure(args.runtime.threads);
     let started = std::time::Instant::now();
     if !args.dir.is_dir() {
         anyhow::bail!("{} is not a folder", args.dir.display());
@@ -246,7 +242,7 @@ fn access(args: &ServeArgs) -> Result<brief::http::access::Access> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    set_threads(args.runtime.threads);
+    brief::models::runtime::configure(args.runtime.threads);
     let config = brief::http::ServerConfig {
         bind: args.bind,
         max_body_bytes: args.max_body_bytes,

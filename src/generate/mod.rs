@@ -94,18 +94,16 @@ impl SearchOptions {
         // max_new_tokens wins over max_length, as in the reference; lengths count the decoder start token.
         let explicit = overrides.max_new_tokens.map(|n| n.saturating_add(1)).or(overrides.max_length);
         let mut max_length = explicit.or(config.max_new_tokens.map(|n| n + 1)).unwrap_or(config.max_length);
-        {
-            let limit = spec.max_target_tokens.unwrap_or(MAX_UNBOUNDED_NEW_TOKENS);
-            if max_length > limit + 1 {
-                if explicit.is_some() {
-                    let why = if spec.max_target_tokens.is_some() { "'s positions" } else { " (brief's bound)" };
-                    return Err(ModelError::Input(format!(
-                        "at most {limit} new tokens fit this model{why}, {} were asked for",
-                        max_length - 1
-                    )));
-                }
-                max_length = limit + 1;
+        let limit = spec.max_target_tokens.unwrap_or(MAX_UNBOUNDED_NEW_TOKENS);
+        if max_length > limit + 1 {
+            if explicit.is_some() {
+                let why = if spec.max_target_tokens.is_some() { "'s positions" } else { " (brief's bound)" };
+                return Err(ModelError::Input(format!(
+                    "at most {limit} new tokens fit this model{why}, {} were asked for",
+                    max_length - 1
+                )));
             }
+            max_length = limit + 1;
         }
         if max_length < 2 {
             return Err(ModelError::Input("the maximum length must allow at least one new token".into()));

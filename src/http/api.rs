@@ -92,12 +92,16 @@ fn service(state: &AppState) -> Result<Arc<Service>, ApiError> {
     state.service.get().cloned().ok_or_else(ApiError::loading)
 }
 
-/// Admits a request with key `given` (the body's `api_key`, else `Authorization: Bearer`) and `chars` characters of
-/// text, or says why not: 403 without a valid key, 429 with `Retry-After` over a rate limit, 413 for a request
-/// larger than the key's whole per-minute character allowance.
-fn check_key(state: &AppState, given: Option<&str>, chars: usize) -> Result<(), ApiError> {
+/// Admits a request with key `given` (the body's `api_key`, else `Authorization: Bearer`) and `chars()` characters
+/// of text, or says why not: 403 without a valid key, 429 with `Retry-After` over a rate limit, 413 for a request
+/// larger than the key's whole per-minute character allowance. Without keys configured nothing is counted.
+fn check_key(state: &AppState, given: Option<&str>, chars: impl FnOnce() -> usize) -> Result<(), ApiError> {
     use super::access::{Access, Denied};
-    match state.config.access.admit(given, chars as u64) {
+    let access = &state.config.access;
+    if !access.enabled() {
+        return Ok(());
+    }
+    match access.admit(given, chars() as u64) {
         Ok(()) => Ok(()),
         Err(Denied::Key) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -287,7 +291,7 @@ pub async fn translate(State(state): State<AppState>, req: Request) -> Result<Js
     let header_key = bearer(req.headers()).map(str::to_owned);
     let (kind, bytes) = read_body(req, &state).await?;
     let request = parse_translate_request(kind, &bytes)?;
-    let size = match &request.q {
+    let size = || match &request.q {
         Texts::One(t) => chars([t]),
         Texts::Many(ts) => chars(ts),
     };
@@ -404,7 +408,7 @@ pub async fn detect(State(state): State<AppState>, req: Request) -> Result<Json<
         }
         BodyKind::Other => return Err(unsupported_media_type("application/json or application/x-www-form-urlencoded")),
     };
-    check_key(&state, request.api_key.as_deref().or(header_key.as_deref()), chars([&request.q]))?;
+    check_key(&state, request.api_key.as_deref().or(header_key.as_deref()), || chars([&request.q]))?;
     let d = langid::detect(&request.q);
     Ok(Json(vec![DetectedLanguage { confidence: d.confidence, language: d.language.to_string() }]))
 }
@@ -508,7 +512,7 @@ pub async fn v1_translate(
     headers: HeaderMap,
     ApiJson(request): ApiJson<V1TranslateRequest>,
 ) -> Result<Json<V1TranslateResponse>, ApiError> {
-    check_key(&state, bearer(&headers), chars(&request.texts))?;
+    check_key(&state, bearer(&headers), || chars(&request.texts))?;
     let html = match request.format.as_deref() {
         None | Some("text") => false,
         Some("html") => true,
@@ -561,7 +565,7 @@ pub async fn v1_summarize(
     headers: HeaderMap,
     ApiJson(request): ApiJson<V1SummarizeRequest>,
 ) -> Result<Json<V1SummarizeResponse>, ApiError> {
-    check_key(&state, bearer(&headers), chars([&request.text]))?;
+    check_key(&state, bearer(&headers), || chars([&request.text]))?;
     let options = summary_options(&state, request.chunk_tokens, &request.search)?;
     let svc = service(&state)?;
     let started = Instant::now();
@@ -633,7 +637,7 @@ pub async fn v1_create_brief(
     headers: HeaderMap,
     ApiJson(request): ApiJson<V1BriefRequest>,
 ) -> Result<Response, ApiError> {
-    check_key(&state, bearer(&headers), chars([&request.text]))?;
+    check_key(&state, bearer(&headers), || chars([&request.text]))?;
     let name = request.name.unwrap_or_else(|| "article.txt".into());
     if name.contains('/') || name.contains('\\') || name.len() > 255 || name.trim().is_empty() {
         return Err(ApiError::validation("name must be a plain file name of at most 255 bytes"));
@@ -653,7 +657,7 @@ pub async fn v1_create_brief(
 /// The stored briefs, newest first.
 #[utoipa::path(get, path = "/v1/briefs", tag = "brief", responses((status = 200, body = BriefList)))]
 pub async fn v1_list_briefs(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<BriefList>, ApiError> {
-    check_key(&state, bearer(&headers), 0)?;
+    check_key(&state, bearer(&headers), || 0)?;
     let svc = service(&state)?;
     let briefs = blocking(move || svc.briefs()).await?;
     Ok(Json(BriefList {
@@ -678,7 +682,7 @@ pub async fn v1_get_brief(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    check_key(&state, bearer(&headers), 0)?;
+    check_key(&state, bearer(&headers), || 0)?;
     let svc = service(&state)?;
     let brief = blocking(move || svc.get_brief(&id)).await?;
     Ok(Json(brief).into_response())
@@ -742,7 +746,8 @@ pub struct ApiDoc;
 
 /// The OpenAPI 3.1 document of this API.
 pub async fn openapi() -> impl IntoResponse {
-    Json(openapi_document())
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    Json(DOCUMENT.get_or_init(openapi_document).clone())
 }
 
 /// The generated document, with each request body that flattens [`SearchSettings`] (`allOf` of two closed
