@@ -21,7 +21,8 @@ if [ ! -d scripts/browser/node_modules/playwright-core ]; then
   (cd scripts/browser && npm ci --no-audit --no-fund --silent)
 fi
 
-cargo build --locked --quiet
+# The test profile: `cargo test` has just built these dependencies, so nothing is compiled twice.
+cargo build --locked --quiet --profile test
 brief=$root/target/debug/brief
 work=$(mktemp -d)
 server_pid=""
