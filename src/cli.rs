@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Verify};
 use crate::engine::worker::{Worker, WorkerConfig};
 use crate::engine::{BatchLimits, Engine, EngineConfig, EngineError};
 use crate::generate::{EarlyStoppingOption, Overrides};
@@ -129,6 +129,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BRIEF_PROTECT_METRICS")]
     pub protect_metrics: bool,
 
+    /// Seconds between checks that the models' files on disk are still those loaded (a change is logged once
+    /// and shown by /health); 0 checks only when /health is asked.
+    #[arg(long, env = "BRIEF_WATCH_INTERVAL_SECS", default_value_t = 30)]
+    pub watch_interval_secs: u64,
+
     /// Serve translation only (no summarization model is loaded; /v1/summarize and /v1/briefs answer 503).
     #[arg(long)]
     pub no_summary: bool,
@@ -173,6 +178,13 @@ pub enum CacheAction {
     },
     /// Print the path of the cache file.
     Path,
+    /// Check the cache file: SQLite's integrity check and every stored text and brief against its checksum.
+    /// Exits with status 1 when something is damaged.
+    Check {
+        /// Delete the damaged entries and briefs found (they are recomputed or made again when next asked for).
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// The on-disk cache of generated texts and the brief store.
@@ -196,8 +208,22 @@ impl CacheArgs {
         self.cache_dir.clone().unwrap_or_else(crate::cache::default_dir)
     }
 
-    pub fn open(&self) -> anyhow::Result<Arc<Cache>> {
-        Ok(Arc::new(Cache::open(&self.dir(), self.cache_max_mb.saturating_mul(1024 * 1024))?))
+    /// Opens the store, or when it cannot be opened (a full disk, a read-only or missing mount), logs why and
+    /// returns the error instead: the caller runs without a store (computing everything, keeping no briefs).
+    pub fn open_or_degrade(&self, verify: Verify) -> (Option<Arc<Cache>>, Option<crate::service::StoreError>) {
+        match self.open(verify) {
+            Ok(store) => (Some(store), None),
+            Err(e) => {
+                tracing::error!(error = %e, "the cache cannot be opened: running without it (nothing is cached, no briefs are kept)");
+                let path = self.dir().join(crate::cache::FILE_NAME);
+                (None, Some(crate::service::StoreError { path, error: e.to_string() }))
+            }
+        }
+    }
+
+    /// Opens the store; `verify` runs SQLite's quick check first (see [`Verify`]).
+    pub fn open(&self, verify: Verify) -> Result<Arc<Cache>, crate::cache::CacheError> {
+        Ok(Arc::new(Cache::open(&self.dir(), self.cache_max_mb.saturating_mul(1024 * 1024), verify)?))
     }
 }
 
@@ -252,8 +278,8 @@ pub fn build_service(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Service> {
     use anyhow::Context;
-    let store = cache.open()?;
-    let texts = (!cache.no_cache).then(|| store.clone());
+    let (store, store_error) = cache.open_or_degrade(Verify::Quick);
+    let texts = if cache.no_cache { None } else { store.clone() };
     let translator =
         cached_model(&translate.engine_config(runtime)?, worker, "translate", texts.clone(), metrics.clone())
             .context("loading the translation model")?;
@@ -264,7 +290,7 @@ pub fn build_service(
         ) as Arc<dyn crate::service::Generator + Send + Sync>),
         None => None,
     };
-    Ok(Service { translator: Arc::new(translator), summarizer, store: Some(store) })
+    Ok(Service { translator: Arc::new(translator), summarizer, store, store_error })
 }
 
 #[derive(Debug, Args)]

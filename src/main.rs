@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
+use brief::cache::Verify;
 use brief::cli::{
     build_service, cached_model, ArticleArgs, BatchArgs, CacheAction, CacheCommandArgs, Cli, Command, ServeArgs,
     SummarizeArgs, TranslateArgs, WorkerArgs, MANIFEST,
@@ -20,6 +21,12 @@ fn main() -> ExitCode {
     let filter =
         tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // A write past the file-size limit (ulimit -f) then fails with EFBIG, which the cache reports and survives,
+    // instead of killing the process, as SIGXFSZ does by default.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -67,7 +74,7 @@ fn translate(args: TranslateArgs) -> Result<()> {
     let config = args.model.engine_config(&args.runtime)?;
     let overrides = args.search.overrides();
     let metrics = Arc::new(Metrics::new());
-    let cache = if args.cache.no_cache { None } else { Some(args.cache.open()?) };
+    let cache = if args.cache.no_cache { None } else { args.cache.open_or_degrade(Verify::None).0 };
     let started = std::time::Instant::now();
     let translator = cached_model(&config, &WorkerArgs::default(), "translate", cache, metrics)
         .context("loading the translation model")?;
@@ -102,7 +109,7 @@ fn summarize(args: SummarizeArgs) -> Result<()> {
     brief::models::runtime::configure(args.runtime.threads);
     let text = read_input(args.file.as_deref())?;
     let options = args.summary.options()?;
-    let cache = if args.cache.no_cache { None } else { Some(args.cache.open()?) };
+    let cache = if args.cache.no_cache { None } else { args.cache.open_or_degrade(Verify::None).0 };
     let summarizer = cached_model(
         &args.summary.engine_config(&args.runtime)?,
         &WorkerArgs::default(),
@@ -146,7 +153,7 @@ fn article(args: ArticleArgs) -> Result<()> {
     )?;
     svc.translator.codec().search_options(&options.translate)?;
     svc.summarizer()?.codec().search_options(&options.summary.overrides)?;
-    let brief = svc.brief(&name, &text, &options, None)?;
+    let (brief, _kept) = svc.brief(&name, &text, &options, None)?;
     tracing::info!(id = %brief.id, ms = brief.timings.total_ms, "brief made");
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -248,6 +255,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body_bytes,
         request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
         access: Arc::new(access(&args)?),
+        watch_interval: (args.watch_interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(args.watch_interval_secs)),
     };
     let defaults = brief::http::Defaults { translate: args.search.overrides(), summary: args.summary.options()? };
     let metrics = Arc::new(Metrics::new());
@@ -270,7 +279,7 @@ fn cache(args: CacheCommandArgs) -> Result<()> {
     match args.action {
         CacheAction::Path => writeln!(out, "{}", args.cache.dir().join(brief::cache::FILE_NAME).display())?,
         CacheAction::Stats => {
-            let stats = args.cache.open()?.stats()?;
+            let stats = args.cache.open(Verify::None)?.stats()?;
             writeln!(out, "path     {}", stats.path.display())?;
             writeln!(out, "entries  {}", stats.entries)?;
             writeln!(
@@ -281,8 +290,37 @@ fn cache(args: CacheCommandArgs) -> Result<()> {
             )?;
             writeln!(out, "briefs   {}", stats.briefs)?;
         }
+        CacheAction::Check { repair } => {
+            let path = args.cache.dir().join(brief::cache::FILE_NAME);
+            anyhow::ensure!(path.is_file(), "no cache file at {}", path.display());
+            // Opened without the quarantine-on-damage of `open`: this command reports, it does not move files.
+            let cache = brief::cache::Cache::open_existing(&path, u64::MAX)?;
+            let report = cache.check()?;
+            writeln!(out, "path            {}", path.display())?;
+            writeln!(out, "integrity       {}", report.integrity.join("; "))?;
+            if report.integrity == ["ok"] {
+                writeln!(out, "texts           {} ({} damaged)", report.entries, report.damaged_entries.len())?;
+                writeln!(out, "briefs          {} ({} damaged)", report.briefs, report.damaged_briefs.len())?;
+            }
+            for id in &report.damaged_briefs {
+                writeln!(out, "damaged brief   {id}")?;
+            }
+            if report.is_sound() {
+                writeln!(out, "sound")?;
+            } else if repair && report.integrity == ["ok"] {
+                cache.drop_damaged(&report)?;
+                writeln!(out, "repaired: deleted the damaged entries and briefs")?;
+            } else if report.integrity != ["ok"] {
+                anyhow::bail!(
+                    "the cache file has damaged pages: move it aside or delete it (`brief serve` and `brief batch` \
+                     move it aside at start)"
+                );
+            } else {
+                anyhow::bail!("the cache has damaged entries: `brief cache check --repair` deletes them");
+            }
+        }
         CacheAction::Clear { briefs } => {
-            let cache = args.cache.open()?;
+            let cache = args.cache.open(Verify::None)?;
             cache.clear(briefs)?;
             writeln!(out, "cleared {}{}", cache.path().display(), if briefs { " (briefs too)" } else { "" })?;
         }

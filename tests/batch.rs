@@ -17,7 +17,7 @@ use brief::service::{BriefOptions, Service, SummaryOptions};
 use common::server::{base_args, Server};
 
 fn service(cache_dir: &Path) -> Service {
-    let store = Arc::new(brief::cache::Cache::open(cache_dir, 1 << 30).unwrap());
+    let store = Arc::new(brief::cache::Cache::open(cache_dir, 1 << 30, brief::cache::Verify::Quick).unwrap());
     let metrics = Arc::new(Metrics::new());
     let config = |dir: std::path::PathBuf, task: Option<&str>| EngineConfig {
         source: ModelSource::Local(dir),
@@ -45,7 +45,12 @@ fn service(cache_dir: &Path) -> Service {
         metrics,
     )
     .unwrap();
-    Service { translator: Arc::new(translator), summarizer: Some(Arc::new(summarizer)), store: Some(store) }
+    Service {
+        translator: Arc::new(translator),
+        summarizer: Some(Arc::new(summarizer)),
+        store: Some(store),
+        store_error: None,
+    }
 }
 
 fn options(input: &Path, out: &Path) -> BatchOptions {

@@ -373,6 +373,7 @@ fn health_is_503_until_the_models_are_loaded() {
             max_body_bytes: 1 << 20,
             request_timeout: Duration::from_secs(5),
             access: Default::default(),
+            watch_interval: None,
         }),
         defaults: Arc::new(brief::http::Defaults::default()),
     };
@@ -474,7 +475,7 @@ fn sigkill_while_writing_leaves_every_cache_entry_complete_or_absent() {
 
     let db = cache.path().join(brief::cache::FILE_NAME);
     assert_eq!(brief::cache::integrity_check(&db).unwrap(), "ok", "SQLite's integrity check");
-    let store = brief::cache::Cache::open(cache.path(), 1 << 30).unwrap();
+    let store = brief::cache::Cache::open(cache.path(), 1 << 30, brief::cache::Verify::Quick).unwrap();
     let entries = store.entries().unwrap();
     assert!(!entries.is_empty(), "the server wrote entries before it was killed");
     eprintln!("{} entries survived the SIGKILL", entries.len());
@@ -525,4 +526,182 @@ fn the_openapi_document_matches_the_server() {
             }
         }
     }
+}
+
+// ---- Faults: the service keeps answering, says what is degraded, and never serves a wrong cached text --------
+
+/// The tiny models copied into `dir` (so that the test can damage them), and server arguments that use them.
+fn args_with_model_copies(cache_dir: &std::path::Path, dir: &std::path::Path) -> Vec<String> {
+    let fixtures = common::fixtures();
+    let mut args = base_args(cache_dir);
+    for (flag, from) in [("--model", fixtures.join("marian/tiny")), ("--summary-model", fixtures.join("t5/t5-v1_1"))] {
+        let to = dir.join(from.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        for file in std::fs::read_dir(&from).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+        }
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args[at + 1] = to.to_str().unwrap().to_string();
+    }
+    args
+}
+
+fn health(server: &Server) -> (u16, Value) {
+    let (status, body) = server.get("/health");
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+fn translate(server: &Server, texts: &[&str]) -> Vec<(String, bool)> {
+    let (status, body) = server.post_json("/v1/translate", &json!({ "texts": texts }));
+    assert_eq!(status, 200, "{body}");
+    body["translations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["text"].as_str().unwrap().to_string(), t["cached"].as_bool().unwrap()))
+        .collect()
+}
+
+#[test]
+fn model_files_deleted_or_truncated_after_start_change_no_answer_and_health_says_so() {
+    let (cache, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut args = args_with_model_copies(cache.path(), models.path());
+    args.push("--no-cache".into());
+    args.extend(["--watch-interval-secs".into(), "1".into()]);
+    let server = Server::start(&args, cache.path());
+    let texts = ["Harga beras naik lagi.", "Presiden meresmikan bendungan baru di Subang."];
+    let before = translate(&server, &texts);
+    let summary = json!({"text": "Rice prices rose again on Tuesday. The government promised to act.", "num_beams": 2});
+    let (status, summary_before) = server.post_json("/v1/summarize", &summary);
+    assert_eq!(status, 200);
+    assert_eq!(health(&server).1["status"], "ready");
+
+    let marian = models.path().join("tiny");
+    let weights = marian.join("pytorch_model.bin");
+    let size = std::fs::metadata(&weights).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&weights).unwrap().set_len(100).unwrap();
+    std::fs::remove_file(marian.join("source.spm")).unwrap();
+    std::fs::remove_file(models.path().join("t5-v1_1").join("model.safetensors")).unwrap();
+
+    // The models in memory are the ones loaded: the same answers, computed again (no cache).
+    assert_eq!(translate(&server, &texts), before);
+    let (status, summary_after) = server.post_json("/v1/summarize", &summary);
+    assert_eq!((status, &summary_after["summary"]), (200, &summary_before["summary"]));
+
+    let (status, body) = health(&server);
+    assert_eq!((status, body["status"].as_str()), (200, Some("degraded")), "{body}");
+    assert_eq!(body["checks"]["model_files"]["status"], "changed");
+    let changes: Vec<&str> =
+        body["checks"]["model_files"]["changes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let expect = [
+        format!("{}: {}: size changed from {size} to 100 bytes", marian.display(), weights.display()),
+        format!("{}: {}: deleted", marian.display(), marian.join("source.spm").display()),
+    ];
+    for line in &expect {
+        assert!(changes.contains(&line.as_str()), "{line} in {changes:?}");
+    }
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    assert_eq!(body["checks"]["cache"]["status"], "ok");
+    // The watcher logged it without being asked (and only once per model).
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = server.log.lock().unwrap().clone();
+    assert_eq!(log.matches("model files changed on disk since they were loaded").count(), 2, "{log}");
+}
+
+#[test]
+fn a_cached_text_changed_on_disk_is_recomputed_never_served() {
+    let (server, cache) = start(&[]);
+    let text = ["Harga beras naik lagi."];
+    let (first, cached) = translate(&server, &text).remove(0);
+    assert!(!cached);
+    assert_eq!(translate(&server, &text), vec![(first.clone(), true)]);
+
+    // Another program (or a bad disk) changes the stored text.
+    let db = rusqlite::Connection::open(cache.path().join(brief::cache::FILE_NAME)).unwrap();
+    assert_eq!(db.execute("UPDATE entries SET output = 'The price of gold fell.'", []).unwrap(), 1);
+    drop(db);
+
+    assert_eq!(translate(&server, &text), vec![(first.clone(), false)], "recomputed, not the changed text");
+    assert_eq!(translate(&server, &text), vec![(first, true)], "and stored again");
+    assert_eq!(server.metric("brief_cache_corrupt_total{kind=\"translate\"}"), 1.0);
+    let (status, body) = health(&server);
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")));
+    assert_eq!(body["checks"]["cache"]["corrupt_dropped"], 1);
+    assert!(server.log.lock().unwrap().contains("cached texts failed their checksum: dropped (never served)"));
+}
+
+/// Sets the file-size limit (`ulimit -f`) of a running process: writes beyond `bytes` then fail as on a full disk.
+fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let limit = bytes.unwrap_or(libc::RLIM_INFINITY);
+    let new = libc::rlimit { rlim_cur: limit, rlim_max: libc::RLIM_INFINITY };
+    let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_FSIZE, &new, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_cache_that_cannot_be_written_degrades_health_but_every_request_is_answered() {
+    let (server, _cache) = start(&[]);
+    let (stored, _) = translate(&server, &["Harga beras naik lagi."]).remove(0);
+    limit_file_size(server.child.id(), Some(4096));
+
+    // New texts are computed and answered; the ones stored before are still served from the cache.
+    let fresh = translate(&server, &["Presiden meresmikan bendungan baru."]);
+    assert!(!fresh[0].1);
+    assert_eq!(translate(&server, &["Harga beras naik lagi."]), vec![(stored, true)]);
+    let (status, body) = health(&server);
+    assert_eq!((status, body["status"].as_str()), (200, Some("degraded")), "{body}");
+    assert_eq!(body["checks"]["cache"]["status"], "degraded");
+    assert!(body["checks"]["cache"]["write_error"].is_string() && body["checks"]["cache"]["read_error"].is_null());
+    assert!(server.metric("brief_cache_errors_total{op=\"write\"}") >= 1.0);
+
+    // A brief is made and returned, but not stored: 200 without a Location, not 201.
+    let article = "Harga beras naik lagi.\n\nPemerintah berjanji menurunkan harga.";
+    let made = ureq::post(&server.url("/v1/briefs")).send_json(json!({"text": article, "name": "a.txt"})).unwrap();
+    assert_eq!((made.status(), made.header("location")), (200, None));
+    common::assert_valid_brief_json(&made.into_json().unwrap());
+    let log = server.log.lock().unwrap().clone();
+    assert_eq!(log.matches("cache writes fail").count(), 1, "logged once: {log}");
+
+    // Room again: the next write works and health is back.
+    limit_file_size(server.child.id(), None);
+    assert!(!translate(&server, &["Kereta cepat mulai beroperasi."])[0].1);
+    assert_eq!(health(&server).1["status"], "ready");
+    assert!(server.log.lock().unwrap().contains("cache writes work again"));
+    let made = ureq::post(&server.url("/v1/briefs")).send_json(json!({"text": article, "name": "a.txt"})).unwrap();
+    assert_eq!(made.status(), 201);
+}
+
+#[test]
+fn a_damaged_cache_file_is_moved_aside_at_start() {
+    let cache = tempfile::tempdir().unwrap();
+    let garbage = b"not a database at all ".repeat(500);
+    std::fs::write(cache.path().join(brief::cache::FILE_NAME), &garbage).unwrap();
+    let server = Server::start(&base_args(cache.path()), cache.path());
+    let (status, body) = health(&server);
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")), "{body}");
+    let aside = std::path::PathBuf::from(body["checks"]["cache"]["quarantined"].as_str().unwrap());
+    assert_eq!(std::fs::read(&aside).unwrap(), garbage);
+    assert!(server.log.lock().unwrap().contains("the cache file is damaged: moved it aside"));
+    let (text, _) = translate(&server, &["Harga beras naik lagi."]).remove(0);
+    assert_eq!(translate(&server, &["Harga beras naik lagi."]), vec![(text, true)], "the fresh cache works");
+}
+
+#[test]
+fn a_cache_that_cannot_be_opened_leaves_the_service_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("cache");
+    std::fs::write(&not_a_dir, "a file where the cache directory should be").unwrap();
+    let server = Server::start(&base_args(&not_a_dir), dir.path());
+    let (status, body) = health(&server);
+    assert_eq!((status, body["status"].as_str()), (200, Some("degraded")), "{body}");
+    assert_eq!(body["checks"]["cache"]["status"], "unavailable");
+    assert!(!translate(&server, &["Harga beras naik lagi."])[0].1);
+    assert!(!translate(&server, &["Harga beras naik lagi."])[0].1, "nothing is cached");
+    let (status, body) = server.get("/v1/briefs");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, error_type(&body)), (503, "unavailable"));
+    let (status, _) = server.get("/");
+    assert_eq!(status, 503);
+    assert!(server.log.lock().unwrap().contains("the cache cannot be opened: running without it"));
 }

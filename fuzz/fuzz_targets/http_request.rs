@@ -29,6 +29,7 @@ fuzz_target!(|input: (u8, u8, bool, &[u8])| {
             max_body_bytes: 4096,
             request_timeout: std::time::Duration::from_secs(1),
             access: Default::default(),
+            watch_interval: None,
         }),
         defaults: Arc::new(Defaults::default()),
     };

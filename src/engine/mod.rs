@@ -11,6 +11,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device};
 
 use crate::generate::{generate, Overrides, SearchOptions};
+use crate::models::snapshot::FileSnapshot;
 use crate::models::{self, hub, GenerationConfig, LoadedModel, ModelError, ModelSource, Seq2Seq, Seq2SeqSpec};
 use crate::tokenize::{Tokenizer, TokenizerError};
 
@@ -119,6 +120,8 @@ pub struct Codec {
     tokenizer: Tokenizer,
     info: ModelInfo,
     weights_digest: String,
+    /// The model's files as they were when loaded.
+    files: FileSnapshot,
     prefix: String,
     spec: Seq2SeqSpec,
     generation: GenerationConfig,
@@ -152,6 +155,11 @@ impl Codec {
     /// SHA-256 over the weight files.
     pub fn weights_digest(&self) -> &str {
         &self.weights_digest
+    }
+
+    /// The model's files as they were when loaded (see [`FileSnapshot::changes`]).
+    pub fn files(&self) -> &FileSnapshot {
+        &self.files
     }
 
     /// The text put before every input.
@@ -276,6 +284,7 @@ impl Engine {
     /// Resolves (downloading if needed) and loads the model and tokenizer.
     pub fn load(config: &EngineConfig) -> Result<Self, EngineError> {
         let files = hub::resolve(&config.source, config.progress)?;
+        let snapshot = FileSnapshot::take(&files.id, &files.dir);
         let LoadedModel { model, mut generation, model_type, config_json, weights_digest, .. } =
             models::load(&files, &config.device, config.dtype)?;
         let tokenizer = Tokenizer::from_dir(&files.dir)?;
@@ -283,7 +292,16 @@ impl Engine {
         let task_prefix = config.task.as_deref().and_then(|task| generation.apply_task(&config_json, task));
         let prefix = config.prefix.clone().or(task_prefix).unwrap_or_default();
         let spec = model.spec().clone();
-        let codec = Codec { tokenizer, info, weights_digest, prefix, spec, generation, counters: Counters::default() };
+        let codec = Codec {
+            tokenizer,
+            info,
+            weights_digest,
+            files: snapshot,
+            prefix,
+            spec,
+            generation,
+            counters: Counters::default(),
+        };
         Ok(Self { model, codec: Arc::new(codec), batch: config.batch })
     }
 

@@ -628,10 +628,12 @@ pub struct BriefList {
     pub briefs: Vec<BriefListItem>,
 }
 
-/// Makes the brief of an article and stores it (schema `brief/1`, docs/brief.schema.json).
+/// Makes the brief of an article and stores it (schema `brief/1`, docs/brief.schema.json): 201 with its
+/// `Location`, or 200 without one when it could not be stored (the store fails: see `/health`).
 #[utoipa::path(post, path = "/v1/briefs", tag = "brief", request_body = V1BriefRequest,
-    responses((status = 201, description = "The brief (schema brief/1)", body = Object), (status = 422, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+    responses((status = 201, description = "The brief (schema brief/1), stored", body = Object),
+        (status = 200, description = "The brief (schema brief/1), not stored: the store fails", body = Object),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn v1_create_brief(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -649,13 +651,17 @@ pub async fn v1_create_brief(
     let svc = service(&state)?;
     let deadline = deadline(&state);
     let text = request.text;
-    let brief = blocking(move || svc.brief(&name, &text, &options, deadline)).await?;
+    let (brief, kept) = blocking(move || svc.brief(&name, &text, &options, deadline)).await?;
+    if !kept {
+        return Ok((StatusCode::OK, Json(brief)).into_response());
+    }
     let location = format!("/v1/briefs/{}", brief.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(brief)).into_response())
 }
 
 /// The stored briefs, newest first.
-#[utoipa::path(get, path = "/v1/briefs", tag = "brief", responses((status = 200, body = BriefList)))]
+#[utoipa::path(get, path = "/v1/briefs", tag = "brief",
+    responses((status = 200, body = BriefList), (status = 503, description = "The store cannot be read", body = ErrorBody)))]
 pub async fn v1_list_briefs(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<BriefList>, ApiError> {
     check_key(&state, bearer(&headers), || 0)?;
     let svc = service(&state)?;
@@ -676,7 +682,8 @@ pub async fn v1_list_briefs(State(state): State<AppState>, headers: HeaderMap) -
 
 /// One stored brief.
 #[utoipa::path(get, path = "/v1/briefs/{id}", tag = "brief", params(("id" = String, Path, description = "Brief id")),
-    responses((status = 200, description = "The brief (schema brief/1)", body = Object), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The brief (schema brief/1)", body = Object), (status = 404, body = ErrorBody),
+        (status = 503, description = "The store cannot be read", body = ErrorBody)))]
 pub async fn v1_get_brief(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -692,25 +699,39 @@ pub async fn v1_get_brief(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ready` once the models are loaded, `loading` before.
+    /// `loading` until the models are loaded (503); then `ready`, or `degraded` (both 200: answers stay
+    /// correct) when the cache fails or a model's files changed on disk since they were loaded.
     pub status: String,
     #[schema(value_type = Object)]
     pub models: serde_json::Value,
+    /// Once loaded: `cache` (`status` `ok`, `degraded`, `unavailable` or `off`, with `path`, `read_error`,
+    /// `write_error`, `corrupt_dropped`, `quarantined`) and `model_files` (`status` `ok` or `changed`, with
+    /// `changes`).
+    #[schema(value_type = Object)]
+    pub checks: serde_json::Value,
 }
 
-/// Ready (200) only once the models are loaded; 503 while loading.
+/// Ready or degraded (200) once the models are loaded, with what is degraded; 503 while loading.
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    match state.service.get() {
-        Some(svc) => {
-            let models = serde_json::json!({
-                "translate": svc.translator_info(),
-                "summarize": svc.summarizer.as_ref().map(|s| s.codec().info().clone()),
-            });
-            (StatusCode::OK, Json(Health { status: "ready".into(), models }))
+    let Some(svc) = state.service.get().cloned() else {
+        let loading = Health { status: "loading".into(), models: serde_json::json!({}), checks: serde_json::json!({}) };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(loading));
+    };
+    let models = serde_json::json!({
+        "translate": svc.translator_info(),
+        "summarize": svc.summarizer.as_ref().map(|s| s.codec().info().clone()),
+    });
+    // File metadata and the store's state: off the async runtime.
+    match tokio::task::spawn_blocking(move || svc.health()).await {
+        Ok(health) => {
+            let checks = serde_json::json!({ "cache": health.cache, "model_files": health.model_files });
+            (StatusCode::OK, Json(Health { status: health.status.into(), models, checks }))
         }
-        None => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "loading".into(), models: serde_json::json!({}) }))
+        Err(e) => {
+            tracing::error!(error = %e, "the health check failed");
+            let checks = serde_json::json!({ "error": e.to_string() });
+            (StatusCode::OK, Json(Health { status: "degraded".into(), models, checks }))
         }
     }
 }

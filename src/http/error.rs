@@ -58,6 +58,10 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             ServiceError::NoSummarizer => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
+            // Logged by the store when its reads start failing; `/health` says why.
+            ServiceError::StoreUnavailable(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+            }
             ServiceError::Engine(EngineError::Busy { retry_after_secs, .. }) => Self {
                 retry_after: Some(retry_after_secs),
                 ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())

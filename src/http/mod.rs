@@ -32,6 +32,9 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// API keys and their rate limits (none configured: the API is open).
     pub access: Arc<access::Access>,
+    /// How often a background thread checks the models' files on disk (and logs a change once); `None` checks
+    /// only when `/health` is asked.
+    pub watch_interval: Option<Duration>,
 }
 
 /// Search defaults for requests that do not set them.
@@ -119,10 +122,15 @@ where
     };
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     let slot = state.service.clone();
+    let watch_interval = state.config.watch_interval;
     tokio::task::spawn_blocking(move || match load() {
         Ok(service) => {
-            let _ = slot.set(Arc::new(service));
+            let service = Arc::new(service);
+            let _ = slot.set(service.clone());
             tracing::info!("models loaded; ready");
+            if let Some(every) = watch_interval {
+                watch(service, every);
+            }
         }
         Err(e) => {
             let _ = failed_tx.send(e);
@@ -157,6 +165,18 @@ where
     match watcher.await {
         Ok(Some(e)) => Err(e.context("loading the models")),
         _ => Ok(()),
+    }
+}
+
+/// Checks the models' files every `every` on a thread of its own ([`crate::models::snapshot::FileSnapshot`] logs
+/// each change of state once). The thread ends with the process.
+fn watch(service: Arc<Service>, every: Duration) {
+    let spawned = std::thread::Builder::new().name("brief-watch".into()).spawn(move || loop {
+        std::thread::sleep(every);
+        let _ = service.health();
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the thread that watches the model files; /health still checks them");
     }
 }
 

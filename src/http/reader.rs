@@ -72,6 +72,7 @@ pub async fn index(State(state): State<AppState>) -> Response {
     };
     let briefs = match tokio::task::spawn_blocking(move || svc.briefs()).await {
         Ok(Ok(briefs)) => briefs,
+        Ok(Err(ServiceError::StoreUnavailable(_))) => return store_unavailable(),
         _ => return message(StatusCode::INTERNAL_SERVER_ERROR, "Error", "The briefs could not be read."),
     };
     let cards: Vec<Card> = briefs
@@ -106,6 +107,16 @@ pub async fn brief(State(state): State<AppState>, Path(id): Path<String>) -> Res
         Ok(Err(ServiceError::NotFound(_))) => {
             message(StatusCode::NOT_FOUND, "Not found", &format!("There is no brief with id {id}."))
         }
+        Ok(Err(ServiceError::StoreUnavailable(_))) => store_unavailable(),
         _ => message(StatusCode::INTERNAL_SERVER_ERROR, "Error", "The brief could not be read."),
     }
+}
+
+/// The page for a brief store that cannot be read (the log and `/health` say why).
+fn store_unavailable() -> Response {
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Briefs unavailable",
+        "The stored briefs cannot be read right now. Translations and new briefs still work.",
+    )
 }

@@ -7,6 +7,7 @@ pub mod kernels;
 pub mod layers;
 pub mod marian;
 pub mod runtime;
+pub mod snapshot;
 pub mod t5;
 pub mod weights;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::ServiceError;
-use crate::cache::{Cache, Entry, KeyParts};
+use crate::cache::{Cache, Entry, KeyParts, Lookup};
 use crate::engine::worker::Worker;
 use crate::engine::{Codec, Engine};
 use crate::generate::Overrides;
@@ -97,13 +97,22 @@ impl Generator for CachedModel {
                 .key()
             })
             .collect();
-        let mut outputs: Vec<Option<String>> = match &self.cache {
-            Some(cache) => cache.get_many(&keys)?,
-            None => vec![None; keys.len()],
+        // The cache never fails a request: what cannot be read is computed, what cannot be stored is only
+        // answered (the cache logs the failure once and `/health` shows it while it lasts).
+        let labels = [("kind", self.task.as_str())];
+        let lookup = match &self.cache {
+            Some(cache) => cache.get_many(&keys).unwrap_or_else(|_| {
+                self.metrics.inc("brief_cache_errors_total", &[("op", "read")], 1.0);
+                Lookup { outputs: vec![None; keys.len()], corrupt: 0 }
+            }),
+            None => Lookup { outputs: vec![None; keys.len()], corrupt: 0 },
         };
+        if lookup.corrupt > 0 {
+            self.metrics.inc("brief_cache_corrupt_total", &labels, lookup.corrupt as f64);
+        }
+        let mut outputs = lookup.outputs;
         let hits: Vec<bool> = outputs.iter().map(Option::is_some).collect();
         let misses: Vec<usize> = (0..outputs.len()).filter(|&i| outputs[i].is_none()).collect();
-        let labels = [("kind", self.task.as_str())];
         if self.cache.is_some() {
             self.metrics.inc("brief_cache_hits_total", &labels, (outputs.len() - misses.len()) as f64);
             self.metrics.inc("brief_cache_misses_total", &labels, misses.len() as f64);
@@ -126,7 +135,9 @@ impl Generator for CachedModel {
                         output,
                     })
                     .collect();
-                cache.put_many(&entries)?;
+                if cache.put_many(&entries).is_err() {
+                    self.metrics.inc("brief_cache_errors_total", &[("op", "write")], 1.0);
+                }
             }
             for (&i, text) in misses.iter().zip(decoded) {
                 outputs[i] = Some(text);

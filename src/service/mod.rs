@@ -11,7 +11,7 @@ pub mod summary;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cache::{Cache, CacheError, StoredBrief};
+use crate::cache::{Cache, CacheError, CacheHealth, StoredBrief};
 use crate::engine::{EngineError, ModelInfo};
 use crate::generate::Overrides;
 use crate::tokenize::segment::Document;
@@ -33,6 +33,9 @@ pub enum ServiceError {
     NotFound(String),
     #[error("no summarization model is loaded")]
     NoSummarizer,
+    /// The brief store cannot be read (it failed at start, or reads fail now).
+    #[error("the brief store is unavailable: {0}")]
+    StoreUnavailable(String),
 }
 
 impl ServiceError {
@@ -49,6 +52,7 @@ impl ServiceError {
             ServiceError::Engine(EngineError::Timeout) => ServiceError::Engine(EngineError::Timeout),
             ServiceError::NotFound(id) => ServiceError::NotFound(id.clone()),
             ServiceError::NoSummarizer => ServiceError::NoSummarizer,
+            ServiceError::StoreUnavailable(e) => ServiceError::StoreUnavailable(e.clone()),
             e if e.is_client_error() => ServiceError::Input(e.to_string()),
             e => ServiceError::Engine(EngineError::Failed(e.to_string())),
         }
@@ -125,6 +129,35 @@ pub struct Service {
     pub summarizer: Option<Arc<dyn Generator + Send + Sync>>,
     /// Where briefs are kept (the cache file's `briefs` table); `None` keeps nothing.
     pub store: Option<Arc<Cache>>,
+    /// Why there is no store although one was asked for (it could not be opened at start).
+    pub store_error: Option<StoreError>,
+}
+
+/// A store that could not be opened.
+#[derive(Debug, Clone)]
+pub struct StoreError {
+    pub path: std::path::PathBuf,
+    pub error: String,
+}
+
+/// What `/health` reports beyond "the models are loaded": the store and the models' files on disk.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Health {
+    /// `ready`, or `degraded` when the store fails or a model's files changed on disk (answers are still
+    /// correct: the models in memory are the ones loaded, and nothing unverified is served from the store).
+    pub status: &'static str,
+    /// The store: `status` is `ok`, `degraded` (reads or writes fail: see the errors), `unavailable` (it could
+    /// not be opened at start) or `off` (no store).
+    pub cache: CacheHealth,
+    pub model_files: ModelFilesHealth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModelFilesHealth {
+    /// `ok`, or `changed` when a file a model was loaded from is gone or different.
+    pub status: &'static str,
+    /// One line per changed file: `model: path: what`.
+    pub changes: Vec<String>,
 }
 
 impl Service {
@@ -145,54 +178,89 @@ impl Service {
     ) -> Result<Vec<Result<Brief, ServiceError>>, ServiceError> {
         let results = make_briefs(self.translator.as_ref(), self.summarizer()?, articles, options, deadline);
         for brief in results.iter().flatten() {
-            self.keep(brief)?;
+            self.keep(brief);
         }
         Ok(results)
     }
 
-    /// Makes the brief of `text` and keeps it in the store.
+    /// Makes the brief of `text` and keeps it in the store; the flag says whether it was kept (see [`Self::keep`]).
     pub fn brief(
         &self,
         name: &str,
         text: &str,
         options: &BriefOptions,
         deadline: Option<Instant>,
-    ) -> Result<Brief, ServiceError> {
+    ) -> Result<(Brief, bool), ServiceError> {
         let brief = make_brief(self.translator.as_ref(), self.summarizer()?, name, text, options, deadline)?;
-        self.keep(&brief)?;
-        Ok(brief)
+        let kept = self.keep(&brief);
+        Ok((brief, kept))
     }
 
-    /// Stores `brief` (replacing an older brief of the same article).
-    pub fn keep(&self, brief: &Brief) -> Result<(), ServiceError> {
-        if let Some(store) = &self.store {
-            store.put_brief(&StoredBrief {
+    /// Stores `brief` (replacing an older brief of the same article); false when there is no store or it cannot
+    /// be written (a full disk). That does not fail the brief: the store logs it and `/health` shows it.
+    pub fn keep(&self, brief: &Brief) -> bool {
+        let Some(store) = &self.store else { return false };
+        store
+            .put_brief(&StoredBrief {
                 id: brief.id.clone(),
                 name: brief.source.name.clone(),
                 headline: brief.headline.english.clone(),
                 summary: brief.summary.clone(),
                 created_at: brief.created_at.clone(),
                 json: brief.to_json(),
-            })?;
+            })
+            .is_ok()
+    }
+
+    fn store(&self) -> Result<Option<&Cache>, ServiceError> {
+        match (&self.store, &self.store_error) {
+            (Some(store), _) => Ok(Some(store)),
+            (None, Some(e)) => Err(ServiceError::StoreUnavailable(e.error.clone())),
+            (None, None) => Ok(None),
         }
-        Ok(())
     }
 
     /// The stored briefs, newest first.
     pub fn briefs(&self) -> Result<Vec<Brief>, ServiceError> {
-        let Some(store) = &self.store else { return Ok(Vec::new()) };
-        store
-            .briefs()?
-            .iter()
-            .map(|b| {
-                serde_json::from_str(&b.json).map_err(|e| ServiceError::Input(format!("stored brief {}: {e}", b.id)))
-            })
-            .collect()
+        let Some(store) = self.store()? else { return Ok(Vec::new()) };
+        let stored = store.briefs().map_err(|e| ServiceError::StoreUnavailable(e.to_string()))?;
+        stored.iter().map(|b| parse_stored(&b.id, &b.json)).collect()
     }
 
     pub fn get_brief(&self, id: &str) -> Result<Brief, ServiceError> {
-        let stored = self.store.as_ref().map(|s| s.brief(id)).transpose()?.flatten();
+        let stored = match self.store()? {
+            Some(store) => store.brief(id).map_err(|e| ServiceError::StoreUnavailable(e.to_string()))?,
+            None => None,
+        };
         let stored = stored.ok_or_else(|| ServiceError::NotFound(id.to_string()))?;
-        serde_json::from_str(&stored.json).map_err(|e| ServiceError::Input(format!("stored brief {id}: {e}")))
+        parse_stored(id, &stored.json)
     }
+
+    /// The store and the models' files; reads file metadata, so call it off the async runtime.
+    pub fn health(&self) -> Health {
+        let cache = match (&self.store, &self.store_error) {
+            (Some(store), _) => store.health(),
+            (None, error) => CacheHealth {
+                status: if error.is_some() { "unavailable" } else { "off" }.to_string(),
+                path: error.as_ref().map(|e| e.path.clone()).unwrap_or_default(),
+                read_error: error.as_ref().map(|e| e.error.clone()),
+                write_error: error.as_ref().map(|e| e.error.clone()),
+                corrupt_dropped: 0,
+                quarantined: None,
+            },
+        };
+        let changes: Vec<String> = std::iter::once(self.translator.as_ref())
+            .chain(self.summarizer.as_deref())
+            .flat_map(|model| model.codec().files().changes())
+            .collect();
+        let model_files = ModelFilesHealth { status: if changes.is_empty() { "ok" } else { "changed" }, changes };
+        let degraded = cache.status != "ok" && cache.status != "off" || model_files.status != "ok";
+        Health { status: if degraded { "degraded" } else { "ready" }, cache, model_files }
+    }
+}
+
+/// A stored brief's JSON, which passed its checksum, so a failure to parse is this program's fault.
+fn parse_stored(id: &str, json: &str) -> Result<Brief, ServiceError> {
+    serde_json::from_str(json)
+        .map_err(|e| ServiceError::Engine(EngineError::Failed(format!("stored brief {id} does not parse: {e}"))))
 }
