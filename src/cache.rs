@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
@@ -96,23 +97,65 @@ const SCHEMA_VERSION: i64 = 1;
 
 /// The checksum stored with a cached text: SHA-256 over its key and the text, so that a text changed on disk,
 /// or a row that is not the one asked for, is never served.
-fn entry_checksum(key: &[u8], output: &str) -> [u8; 32] {
+fn entry_checksum(key: &[u8], output: impl AsRef<[u8]>) -> [u8; 32] {
+    let output = output.as_ref();
     let mut h = Sha256::new();
     h.update((key.len() as u64).to_le_bytes());
     h.update(key);
     h.update((output.len() as u64).to_le_bytes());
-    h.update(output.as_bytes());
+    h.update(output);
     h.finalize().into()
 }
 
 /// The checksum stored with a brief: SHA-256 over every field, each length-prefixed.
 fn brief_checksum(b: &StoredBrief) -> [u8; 32] {
+    brief_checksum_of([&b.id, &b.name, &b.headline, &b.summary, &b.created_at, &b.json].map(|f| f.as_bytes()))
+}
+
+fn brief_checksum_of(fields: [&[u8]; 6]) -> [u8; 32] {
     let mut h = Sha256::new();
-    for part in [&b.id, &b.name, &b.headline, &b.summary, &b.created_at, &b.json] {
+    for part in fields {
         h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
+        h.update(part);
     }
     h.finalize().into()
+}
+
+/// A column's bytes, whatever SQLite holds there (text that is not valid UTF-8 included), so that damage is
+/// caught by the checksum instead of failing the whole read.
+fn raw_bytes(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
+    Ok(match r.get_ref(i)? {
+        ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
+        ValueRef::Null => None,
+        ValueRef::Integer(n) => Some(n.to_string().into_bytes()),
+        ValueRef::Real(f) => Some(f.to_string().into_bytes()),
+    })
+}
+
+/// A brief row as stored (columns id, name, headline, summary, created_at, json, checksum), and whether it
+/// passes its checksum: the brief when it does.
+fn checked_brief(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredBrief, String>> {
+    let mut fields: Vec<Vec<u8>> = Vec::with_capacity(6);
+    for i in 0..6 {
+        fields.push(raw_bytes(r, i)?.unwrap_or_default());
+    }
+    let sum = raw_bytes(r, 6)?;
+    let id = String::from_utf8_lossy(&fields[0]).into_owned();
+    let parts: [&[u8]; 6] = std::array::from_fn(|i| fields[i].as_slice());
+    if sum.as_deref() != Some(&brief_checksum_of(parts)[..]) {
+        return Ok(Err(id));
+    }
+    // The checksum was made over the strings that were stored, so they are valid UTF-8.
+    let mut text = fields.into_iter().map(|f| String::from_utf8(f).unwrap_or_default());
+    let mut next = || text.next().unwrap_or_default();
+    Ok(Ok(StoredBrief {
+        id: next(),
+        name: next(),
+        headline: next(),
+        summary: next(),
+        created_at: next(),
+        json: next(),
+    }))
 }
 
 /// What a lookup found.
@@ -350,11 +393,14 @@ impl Cache {
             let mut select =
                 tx.prepare_cached("SELECT output, checksum FROM entries WHERE key = ?1").map_err(self.err())?;
             for key in keys {
-                let row: Option<(String, Option<Vec<u8>>)> =
-                    select.query_row([&key.0[..]], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(self.err())?;
+                let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>)> = select
+                    .query_row([&key.0[..]], |r| Ok((raw_bytes(r, 0)?, raw_bytes(r, 1)?)))
+                    .optional()
+                    .map_err(self.err())?;
                 let (sql, output) = match row {
-                    Some((output, Some(sum))) if sum[..] == entry_checksum(&key.0, &output) => {
-                        ("UPDATE entries SET last_used = ?2 WHERE key = ?1", Some(output))
+                    Some((Some(output), Some(sum))) if sum[..] == entry_checksum(&key.0, &output) => {
+                        // Checksummed as the string that was stored, so valid UTF-8.
+                        ("UPDATE entries SET last_used = ?2 WHERE key = ?1", String::from_utf8(output).ok())
                     }
                     Some(_) => {
                         lookup.corrupt += 1;
@@ -523,8 +569,8 @@ impl Cache {
         let mut stmt = inner.conn.prepare("SELECT key, output, checksum FROM entries").map_err(self.err())?;
         let mut rows = stmt.query([]).map_err(self.err())?;
         while let Some(row) = rows.next().map_err(self.err())? {
-            let (key, output, sum): (Vec<u8>, String, Option<Vec<u8>>) =
-                (row.get(0).map_err(self.err())?, row.get(1).map_err(self.err())?, row.get(2).map_err(self.err())?);
+            let read = |i| raw_bytes(row, i).map_err(self.err());
+            let (key, output, sum) = (read(0)?.unwrap_or_default(), read(1)?.unwrap_or_default(), read(2)?);
             report.entries += 1;
             if sum.as_deref() != Some(&entry_checksum(&key, &output)[..]) {
                 report.damaged_entries.push(key);
@@ -536,11 +582,9 @@ impl Cache {
             .map_err(self.err())?;
         let mut rows = stmt.query([]).map_err(self.err())?;
         while let Some(row) = rows.next().map_err(self.err())? {
-            let brief = row_to_brief(row).map_err(self.err())?;
-            let sum: Option<Vec<u8>> = row.get(6).map_err(self.err())?;
             report.briefs += 1;
-            if sum.as_deref() != Some(&brief_checksum(&brief)[..]) {
-                report.damaged_briefs.push(brief.id);
+            if let Err(id) = checked_brief(row).map_err(self.err())? {
+                report.damaged_briefs.push(id);
             }
         }
         Ok(report)
@@ -616,23 +660,22 @@ impl Cache {
         let inner = self.lock();
         let sql = format!("SELECT id, name, headline, summary, created_at, json, checksum FROM briefs {clause}");
         let mut stmt = inner.conn.prepare_cached(&sql).map_err(self.err())?;
-        let rows: Vec<(StoredBrief, Option<Vec<u8>>)> = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| Ok((row_to_brief(r)?, r.get(6)?)))
+        let rows: Vec<Result<StoredBrief, String>> = stmt
+            .query_map(rusqlite::params_from_iter(args), checked_brief)
             .map_err(self.err())?
             .collect::<Result<_, _>>()
             .map_err(self.err())?;
-        let (sound, damaged): (Vec<_>, Vec<_>) =
-            rows.into_iter().partition(|(b, sum)| sum.as_deref() == Some(&brief_checksum(b)[..]));
+        let (sound, damaged): (Vec<_>, Vec<_>) = rows.into_iter().partition(Result::is_ok);
         if !damaged.is_empty() {
-            for (b, _) in &damaged {
+            for id in damaged.iter().filter_map(|r| r.as_ref().err()) {
                 // Best effort: a damaged brief that cannot be deleted now is left out again next time.
-                let _ = inner.conn.execute("DELETE FROM briefs WHERE id = ?1", [&b.id]);
+                let _ = inner.conn.execute("DELETE FROM briefs WHERE id = ?1", [id]);
             }
             drop(stmt);
             drop(inner);
             self.dropped_corrupt("stored briefs", damaged.len());
         }
-        Ok(sound.into_iter().map(|(b, _)| b).collect())
+        Ok(sound.into_iter().flatten().collect())
     }
 }
 
@@ -907,6 +950,34 @@ mod tests {
         cache.put_many(&[entry(key("a"), "a", "Rice prices rose.")]).unwrap();
         assert_eq!(cache.get_many(&[key("a")]).unwrap().outputs, vec![Some("Rice prices rose.".into())]);
         assert_eq!(cache.health().status, "ok");
+    }
+
+    #[test]
+    fn a_flipped_byte_that_breaks_utf8_is_a_checksum_miss_not_a_failed_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), 1 << 20, Verify::None).unwrap();
+        cache.put_many(&[entry(key("a"), "a", "é"), entry(key("b"), "b", "B")]).unwrap();
+        let brief = StoredBrief {
+            id: "x".into(),
+            name: "x.txt".into(),
+            headline: "é".into(),
+            summary: "S".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            json: "{}".into(),
+        };
+        cache.put_brief(&brief).unwrap();
+        // "é" is C3 A9; C3 28 is not UTF-8.
+        let db = raw(dir.path());
+        db.execute("UPDATE entries SET output = CAST(X'C328' AS TEXT) WHERE input = 'a'", []).unwrap();
+        db.execute("UPDATE briefs SET headline = CAST(X'C328' AS TEXT)", []).unwrap();
+        assert_eq!(cache.check().unwrap().damaged_briefs, ["x"]);
+        assert_eq!(
+            cache.get_many(&[key("a"), key("b")]).unwrap(),
+            Lookup { outputs: vec![None, Some("B".into())], corrupt: 1 }
+        );
+        assert_eq!(cache.briefs().unwrap(), vec![]);
+        let health = cache.health();
+        assert_eq!((health.status.as_str(), health.corrupt_dropped), ("ok", 2));
     }
 
     #[test]
