@@ -393,12 +393,12 @@ impl Cache {
             let mut select =
                 tx.prepare_cached("SELECT output, checksum FROM entries WHERE key = ?1").map_err(self.err())?;
             for key in keys {
-                let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>)> = select
-                    .query_row([&key.0[..]], |r| Ok((raw_bytes(r, 0)?, raw_bytes(r, 1)?)))
+                let row: Option<[Option<Vec<u8>>; 2]> = select
+                    .query_row([&key.0[..]], |r| Ok([raw_bytes(r, 0)?, raw_bytes(r, 1)?]))
                     .optional()
                     .map_err(self.err())?;
                 let (sql, output) = match row {
-                    Some((Some(output), Some(sum))) if sum[..] == entry_checksum(&key.0, &output) => {
+                    Some([Some(output), Some(sum)]) if sum[..] == entry_checksum(&key.0, &output) => {
                         // Checksummed as the string that was stored, so valid UTF-8.
                         ("UPDATE entries SET last_used = ?2 WHERE key = ?1", String::from_utf8(output).ok())
                     }
