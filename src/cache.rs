@@ -272,11 +272,14 @@ impl Cache {
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").map_err(err)?;
         if verify == Verify::Quick {
-            let verdict: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(err)?;
-            if verdict != "ok" {
+            // The first few problems are enough to say what is wrong (the first line may be a header).
+            let mut stmt = conn.prepare("PRAGMA quick_check(4)").map_err(err)?;
+            let verdict: Vec<String> =
+                stmt.query_map([], |r| r.get(0)).map_err(err)?.collect::<Result<_, _>>().map_err(err)?;
+            if verdict != ["ok"] {
                 return Err(err(rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                    Some(format!("quick check: {verdict}")),
+                    Some(format!("quick check: {}", verdict.join("; ").replace('\n', "; "))),
                 )));
             }
         }

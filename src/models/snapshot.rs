@@ -23,7 +23,7 @@ pub struct FileSnapshot {
 }
 
 impl FileSnapshot {
-    /// Records every regular file directly in `dir`. `label` names the model in reports (`translate`, ...).
+    /// Records every regular file directly in `dir`. `label` names the model in log lines (its hub id or directory).
     /// Taken before the files are read, so that a change during loading is reported too.
     pub fn take(label: &str, dir: &Path) -> Self {
         let mut files: Vec<Seen> = std::fs::read_dir(dir)
@@ -45,7 +45,7 @@ impl FileSnapshot {
         self.files.iter().map(|f| f.path.as_path())
     }
 
-    /// What differs from the snapshot now, one line per file (empty when nothing does). Logs a warning the
+    /// What differs from the snapshot now, one line per file, `path: what` (empty when nothing does). Logs a warning the
     /// first time changes are found and a note when the files are back as they were.
     pub fn changes(&self) -> Vec<String> {
         let changes: Vec<String> = self
@@ -61,7 +61,7 @@ impl FileSnapshot {
                     Ok(meta) if meta.modified().ok() != seen.modified => "modified".to_string(),
                     Ok(_) => return None,
                 };
-                Some(format!("{}: {}: {what}", self.label, seen.path.display()))
+                Some(format!("{}: {what}", seen.path.display()))
             })
             .collect();
         let now = !changes.is_empty();
@@ -102,8 +102,8 @@ mod tests {
         assert_eq!(
             snapshot.changes(),
             vec![
-                format!("translate: {}: deleted", config.display()),
-                format!("translate: {}: size changed from 1000 to 10 bytes", weights.display()),
+                format!("{}: deleted", config.display()),
+                format!("{}: size changed from 1000 to 10 bytes", weights.display()),
             ]
         );
 

@@ -156,7 +156,7 @@ pub struct Health {
 pub struct ModelFilesHealth {
     /// `ok`, or `changed` when a file a model was loaded from is gone or different.
     pub status: &'static str,
-    /// One line per changed file: `model: path: what`.
+    /// One line per changed file: `path: what`.
     pub changes: Vec<String>,
 }
 
