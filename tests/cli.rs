@@ -1,5 +1,5 @@
-//! The `brief translate` command as a user runs it: exit codes, one line out per line in, UTF-8 errors, and
-//! option errors that name the problem.
+//! The `brief translate` and `brief cache check` commands as a user runs them: exit codes, one line out per line in,
+//! UTF-8 errors, option errors that name the problem, damage in the cache reported and repaired.
 
 mod common;
 
@@ -180,4 +180,52 @@ fn article_json_follows_the_schema_and_markdown_has_the_sections() {
         md.starts_with("# ") && md.contains("## Summary") && md.contains("## Translation") && md.contains("Models: "),
         "{md}"
     );
+}
+
+#[test]
+fn cache_check_reports_damage_and_repair_deletes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().to_str().unwrap();
+    let out = brief(
+        &["translate", "--lines", "--model", &tiny(), "--cache-dir", cache_dir],
+        b"Harga beras naik.\nApa kabar?\n",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let check = |repair: bool| {
+        let mut args = vec!["cache", "--cache-dir", cache_dir, "check"];
+        if repair {
+            args.push("--repair");
+        }
+        let out = brief(&args, b"");
+        (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (code, stdout, _) = check(false);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("integrity       ok\ntexts           2 (0 damaged)\nbriefs          0 (0 damaged)\nsound\n"),
+        "{stdout}"
+    );
+
+    let db = rusqlite::Connection::open(dir.path().join(brief::cache::FILE_NAME)).unwrap();
+    db.execute("UPDATE entries SET output = output || '!' WHERE input = 'Apa kabar?'", []).unwrap();
+    drop(db);
+    let (code, stdout, stderr) = check(false);
+    assert_eq!(code, Some(1));
+    assert!(stdout.contains("texts           2 (1 damaged)"), "{stdout}");
+    assert!(stderr.contains("`brief cache check --repair` deletes them"), "{stderr}");
+    let (code, stdout, _) = check(true);
+    assert_eq!(
+        (code, stdout.ends_with("repaired: deleted the damaged entries and briefs\n")),
+        (Some(0), true),
+        "{stdout}"
+    );
+    let (code, stdout, _) = check(false);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("texts           1 (0 damaged)") && stdout.ends_with("sound\n"), "{stdout}");
+
+    // A file that is not a store at all.
+    std::fs::write(dir.path().join(brief::cache::FILE_NAME), b"garbage ".repeat(1000)).unwrap();
+    let (code, _, stderr) = check(false);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("file is not a database"), "{stderr}");
 }
