@@ -126,9 +126,8 @@ fn brief_checksum_of(fields: [&[u8]; 6]) -> [u8; 32] {
 fn raw_bytes(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
     Ok(match r.get_ref(i)? {
         ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
-        ValueRef::Null => None,
-        ValueRef::Integer(n) => Some(n.to_string().into_bytes()),
-        ValueRef::Real(f) => Some(f.to_string().into_bytes()),
+        // Numbers or NULL where text was stored fail the checksum like any other damage.
+        _ => None,
     })
 }
 
@@ -140,21 +139,19 @@ fn checked_brief(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredBrief, 
         fields.push(raw_bytes(r, i)?.unwrap_or_default());
     }
     let sum = raw_bytes(r, 6)?;
-    let id = String::from_utf8_lossy(&fields[0]).into_owned();
     let parts: [&[u8]; 6] = std::array::from_fn(|i| fields[i].as_slice());
     if sum.as_deref() != Some(&brief_checksum_of(parts)[..]) {
-        return Ok(Err(id));
+        return Ok(Err(String::from_utf8_lossy(&fields[0]).into_owned()));
     }
-    // The checksum was made over the strings that were stored, so they are valid UTF-8.
-    let mut text = fields.into_iter().map(|f| String::from_utf8(f).unwrap_or_default());
-    let mut next = || text.next().unwrap_or_default();
+    // The checksum was made over the strings that were stored, so they are valid UTF-8 and nothing is replaced.
+    let text = |i: usize| String::from_utf8_lossy(&fields[i]).into_owned();
     Ok(Ok(StoredBrief {
-        id: next(),
-        name: next(),
-        headline: next(),
-        summary: next(),
-        created_at: next(),
-        json: next(),
+        id: text(0),
+        name: text(1),
+        headline: text(2),
+        summary: text(3),
+        created_at: text(4),
+        json: text(5),
     }))
 }
 
@@ -165,6 +162,13 @@ pub struct Lookup {
     pub outputs: Vec<Option<String>>,
     /// Entries found whose checksum did not match: dropped, and counted as misses.
     pub corrupt: usize,
+}
+
+impl Lookup {
+    /// `n` misses: what a lookup without a (readable) cache finds.
+    pub fn misses(n: usize) -> Self {
+        Self { outputs: vec![None; n], corrupt: 0 }
+    }
 }
 
 /// How the store is doing, for `/health` and logs.
@@ -373,9 +377,10 @@ impl Cache {
     /// does not match is deleted and reported as a miss.
     pub fn get_many(&self, keys: &[CacheKey]) -> Result<Lookup, CacheError> {
         let (result, bookkeeping) = self.get_many_inner(keys);
-        if let Some(e) = bookkeeping {
-            // Marking hits as used (or deleting damaged entries) is a write: when it fails, the hits still count.
-            let _ = self.track::<()>(Op::Write, Err(e));
+        // Marking hits as used (or deleting damaged entries) is a write: when it fails, the hits still count;
+        // when it works, writes work again.
+        if let Some(written) = bookkeeping {
+            let _ = self.track(Op::Write, written);
         }
         if let Ok(lookup) = &result {
             self.dropped_corrupt("cached texts", lookup.corrupt);
@@ -383,7 +388,10 @@ impl Cache {
         self.track(Op::Read, result)
     }
 
-    fn get_many_inner(&self, keys: &[CacheKey]) -> (Result<Lookup, CacheError>, Option<CacheError>) {
+    /// The lookup, and the outcome of its bookkeeping writes (`None` when there were none).
+    fn get_many_inner(&self, keys: &[CacheKey]) -> (Result<Lookup, CacheError>, Option<Result<(), CacheError>>) {
+        const TOUCH: &str = "UPDATE entries SET last_used = ?2 WHERE key = ?1";
+        const DROP: &str = "DELETE FROM entries WHERE key = ?1";
         let mut inner = self.lock();
         let tx = match inner.conn.transaction() {
             Ok(tx) => tx,
@@ -391,7 +399,8 @@ impl Cache {
         };
         let now = now_ms();
         let mut lookup = Lookup { outputs: Vec::with_capacity(keys.len()), corrupt: 0 };
-        let mut bookkeeping = None;
+        let mut wrote = false;
+        let mut failed = None;
         let read = (|| {
             let mut select =
                 tx.prepare_cached("SELECT output, checksum FROM entries WHERE key = ?1").map_err(self.err())?;
@@ -400,22 +409,23 @@ impl Cache {
                     .query_row([&key.0[..]], |r| Ok([raw_bytes(r, 0)?, raw_bytes(r, 1)?]))
                     .optional()
                     .map_err(self.err())?;
-                let (sql, output) = match row {
+                let (written, output) = match row {
+                    None => (Ok(0), None),
                     Some([Some(output), Some(sum)]) if sum[..] == entry_checksum(&key.0, &output) => {
+                        let touched = tx.prepare_cached(TOUCH).and_then(|mut s| s.execute(params![&key.0[..], now]));
                         // Checksummed as the string that was stored, so valid UTF-8.
-                        ("UPDATE entries SET last_used = ?2 WHERE key = ?1", String::from_utf8(output).ok())
+                        (touched, String::from_utf8(output).ok())
                     }
                     Some(_) => {
                         lookup.corrupt += 1;
-                        ("DELETE FROM entries WHERE key = ?1 AND ?2 IS NOT NULL", None)
-                    }
-                    None => {
-                        lookup.outputs.push(None);
-                        continue;
+                        (tx.prepare_cached(DROP).and_then(|mut s| s.execute([&key.0[..]])), None)
                     }
                 };
-                if let Err(e) = tx.prepare_cached(sql).and_then(|mut s| s.execute(params![&key.0[..], now])) {
-                    bookkeeping.get_or_insert(self.err()(e));
+                match written {
+                    Ok(n) => wrote |= n > 0,
+                    Err(e) => {
+                        failed.get_or_insert(self.err()(e));
+                    }
                 }
                 lookup.outputs.push(output);
             }
@@ -424,9 +434,11 @@ impl Cache {
         if let Err(e) = read {
             return (Err(e), None);
         }
-        if let Err(e) = tx.commit() {
-            bookkeeping.get_or_insert(self.err()(e));
-        }
+        let committed = tx.commit().map_err(self.err());
+        let bookkeeping = match (failed, committed) {
+            (Some(e), _) | (None, Err(e)) => Some(Err(e)),
+            (None, Ok(())) => wrote.then_some(Ok(())),
+        };
         (Ok(lookup), bookkeeping)
     }
 

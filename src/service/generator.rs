@@ -103,9 +103,9 @@ impl Generator for CachedModel {
         let lookup = match &self.cache {
             Some(cache) => cache.get_many(&keys).unwrap_or_else(|_| {
                 self.metrics.inc("brief_cache_errors_total", &[("op", "read")], 1.0);
-                Lookup { outputs: vec![None; keys.len()], corrupt: 0 }
+                Lookup::misses(keys.len())
             }),
-            None => Lookup { outputs: vec![None; keys.len()], corrupt: 0 },
+            None => Lookup::misses(keys.len()),
         };
         if lookup.corrupt > 0 {
             self.metrics.inc("brief_cache_corrupt_total", &labels, lookup.corrupt as f64);
