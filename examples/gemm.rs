@@ -1,9 +1,19 @@
-//! GFLOP/s of the packed kernels (f32, bf16) and candle's matmul on the shapes of a Marian decoder step.
-//! cargo run --release --example gemm
-use brief::models::kernels::{PackedMatrix, Precision};
+//! GFLOP/s (int8: GOP/s) of the packed kernels on every family this CPU runs, and of candle's matmul, on the
+//! shapes of a Marian decoder step.
+//! cargo run --release --example gemm [-- --isa avx2,portable] [--threads N]
+use brief::models::kernels::{isa, Isa, PackedMatrix, Precision};
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let isas: Vec<Isa> = match value("--isa") {
+        Some(list) => list.split(',').map(Isa::parse).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
+        None => isa::available().into_iter().rev().collect(),
+    };
+    if let Some(t) = value("--threads") {
+        rayon::ThreadPoolBuilder::new().num_threads(t.parse()?).build_global()?;
+    }
     let shapes = [
         (128, 512, 512),
         (128, 2048, 512),
@@ -14,22 +24,30 @@ fn main() -> anyhow::Result<()> {
         (1, 2048, 512),
         (1280, 512, 512),
     ];
-    println!("{:>6} {:>6} {:>6} {:>10} {:>10} {:>10}", "m", "n", "k", "packed f32", "packed bf16", "candle");
+    print!("{:>6} {:>6} {:>6}", "m", "n", "k");
+    for isa in &isas {
+        for p in ["f32", "bf16", "int8"] {
+            print!(" {:>16}", format!("{isa} {p}"));
+        }
+    }
+    println!(" {:>10}", "candle f32");
     for (m, n, k) in shapes {
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         let w: Vec<f32> = (0..n * k).map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5).collect();
         let flops = 2.0 * (m * n * k) as f64;
-        let reps = ((2e10 / flops) as usize).clamp(2, 200);
+        let reps = ((1e10 / flops) as usize).clamp(2, 100);
         let mut out = vec![0f32; m * n];
-        let mut rates = Vec::new();
-        for p in [Precision::F32, Precision::Bf16] {
-            let packed = PackedMatrix::pack(&w, n, k, p);
-            packed.matmul(&a, m, None, &mut out);
-            let t = Instant::now();
-            for _ in 0..reps {
-                packed.matmul(&a, m, None, &mut out);
+        print!("{m:>6} {n:>6} {k:>6}");
+        for &isa in &isas {
+            for p in [Precision::F32, Precision::Bf16, Precision::Int8] {
+                let packed = PackedMatrix::pack(&w, n, k, p);
+                packed.matmul_on(isa, &a, m, None, None, &mut out);
+                let t = Instant::now();
+                for _ in 0..reps {
+                    packed.matmul_on(isa, &a, m, None, None, &mut out);
+                }
+                print!(" {:>16.1}", flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
             }
-            rates.push(flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
         }
         let at = candle_core::Tensor::from_vec(a.clone(), (m, k), &candle_core::Device::Cpu)?;
         let wt = candle_core::Tensor::from_vec(w.clone(), (n, k), &candle_core::Device::Cpu)?.t()?;
@@ -38,8 +56,7 @@ fn main() -> anyhow::Result<()> {
         for _ in 0..reps {
             at.matmul(&wt)?;
         }
-        rates.push(flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
-        println!("{m:>6} {n:>6} {k:>6} {:>10.1} {:>10.1} {:>10.1}", rates[0], rates[1], rates[2]);
+        println!(" {:>10.1}", flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
     }
     Ok(())
 }

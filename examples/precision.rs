@@ -35,10 +35,10 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    models::runtime::configure(None);
+    models::runtime::configure(None, None)?;
     let files = ModelFiles { dir: args.model.clone(), id: "bench".into(), revision: "local".into() };
     let device = models::parse_device(&args.device)?;
-    let full = models::load(&files, &device, DType::F32).context("loading in f32")?;
+    let full = models::load(&files, &device, models::ComputeType::F32).context("loading in f32")?;
     let reduced = models::load(&files, &device, models::parse_dtype(&args.precision)?)
         .with_context(|| format!("loading in {}", args.precision))?;
     let tokenizer = Tokenizer::from_dir(&args.model)?;

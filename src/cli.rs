@@ -56,8 +56,16 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Inspect or empty the on-disk cache.
     Cache(CacheCommandArgs),
-    /// Show the default models (models/manifest.json) and whether they are in the local hub cache.
-    Models,
+    /// Show the default models (models/manifest.json), whether they are in the local hub cache, and the CPU
+    /// kernels that run.
+    Models(ModelsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelsArgs {
+    /// CPU kernel family to report (as `--cpu-isa` of the other commands).
+    #[arg(long, env = "BRIEF_CPU_ISA")]
+    pub cpu_isa: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -499,9 +507,15 @@ pub struct RuntimeArgs {
     #[arg(long, env = "BRIEF_DEVICE", default_value = "cpu")]
     pub device: String,
 
-    /// Compute precision: f32; bf16 (CPU: bf16 weights and products, f32 accumulation); f16 on CUDA only.
+    /// Compute precision: f32; bf16 (CPU: bf16 weights and products, f32 accumulation); int8 (CPU only: int8
+    /// weights and activations with a scale per row, exact integer sums); f16 on CUDA only.
     #[arg(long, env = "BRIEF_DTYPE", default_value = "f32")]
     pub dtype: String,
+
+    /// CPU kernel family: avx512, avx2-vnni, avx2 or portable (default: the best this CPU has). A lower family
+    /// runs what CPUs without the higher one run, e.g. to measure them.
+    #[arg(long, env = "BRIEF_CPU_ISA")]
+    pub cpu_isa: Option<String>,
 
     /// Most segments decoded together in one batch.
     #[arg(long, env = "BRIEF_BATCH_SIZE", default_value_t = BatchLimits::default().max_sequences)]
@@ -524,11 +538,14 @@ impl RuntimeArgs {
         }
         let device = models::parse_device(&self.device)?;
         let dtype = models::parse_dtype(&self.dtype)?;
-        if device.is_cpu() && dtype == candle_core::DType::F16 {
+        if device.is_cpu() && dtype == models::ComputeType::F16 {
             return Err(ModelError::Device(format!(
-                "cpu: --dtype {} is for CUDA; the CPU computes in f32 or, with bf16 weights, in bf16",
+                "cpu: --dtype {} is for CUDA; the CPU computes in f32, bf16 or int8",
                 self.dtype
             )));
+        }
+        if !device.is_cpu() && dtype == models::ComputeType::Int8 {
+            return Err(ModelError::Device("--dtype int8 is for the CPU; CUDA computes in f32, f16 or bf16".into()));
         }
         Ok(EngineConfig {
             source,

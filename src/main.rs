@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     // A write past the file-size limit (ulimit -f) then fails with EFBIG, which the cache reports and survives,
     // instead of killing the process, as SIGXFSZ does by default.
     #[cfg(unix)]
+    // SAFETY: ignoring a signal installs no handler code; it only changes the signal's disposition.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
@@ -46,7 +47,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Batch(args) => batch(*args),
         Command::Serve(args) => serve(*args),
         Command::Cache(args) => cache(args),
-        Command::Models => models(),
+        Command::Models(args) => models(args),
     }
 }
 
@@ -71,7 +72,7 @@ fn read_input(file: Option<&Path>) -> Result<String> {
 }
 
 fn translate(args: TranslateArgs) -> Result<()> {
-    brief::models::runtime::configure(args.runtime.threads);
+    brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
     let text = read_input(args.file.as_deref())?;
     let config = args.model.engine_config(&args.runtime)?;
     let overrides = args.search.overrides();
@@ -108,7 +109,7 @@ fn translate(args: TranslateArgs) -> Result<()> {
 }
 
 fn summarize(args: SummarizeArgs) -> Result<()> {
-    brief::models::runtime::configure(args.runtime.threads);
+    brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
     let text = read_input(args.file.as_deref())?;
     let options = args.summary.options()?;
     let cache = if args.cache.no_cache { None } else { args.cache.open_or_degrade(Verify::None).0 };
@@ -140,7 +141,7 @@ fn summarize(args: SummarizeArgs) -> Result<()> {
 }
 
 fn article(args: ArticleArgs) -> Result<()> {
-    brief::models::runtime::configure(args.runtime.threads);
+    brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
     let text = read_input(Some(&args.file))?;
     let name =
         args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into_owned());
@@ -168,7 +169,7 @@ fn article(args: ArticleArgs) -> Result<()> {
 }
 
 fn batch(args: BatchArgs) -> Result<()> {
-    brief::models::runtime::configure(args.runtime.threads);
+    brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
     let started = std::time::Instant::now();
     if !args.dir.is_dir() {
         anyhow::bail!("{} is not a folder", args.dir.display());
@@ -251,7 +252,7 @@ fn access(args: &ServeArgs) -> Result<brief::http::access::Access> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    brief::models::runtime::configure(args.runtime.threads);
+    brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
     let config = brief::http::ServerConfig {
         bind: args.bind,
         max_body_bytes: args.max_body_bytes,
@@ -330,10 +331,18 @@ fn cache(args: CacheCommandArgs) -> Result<()> {
     Ok(())
 }
 
-fn models() -> Result<()> {
+fn models(args: brief::cli::ModelsArgs) -> Result<()> {
+    let isa = brief::models::runtime::configure(None, args.cpu_isa.as_deref())?;
     let manifest: serde_json::Value = serde_json::from_str(MANIFEST)?;
     let cache = brief::models::hub::cache_dir().ok();
     let mut out = std::io::stdout().lock();
+    let runs: Vec<&str> = brief::models::kernels::isa::available().iter().rev().map(|i| i.name()).collect();
+    writeln!(
+        out,
+        "cpu kernels: {} (this CPU runs: {}; BRIEF_CPU_ISA or --cpu-isa to choose)",
+        isa.describe(),
+        runs.join(", ")
+    )?;
     for (role, model) in manifest.as_object().into_iter().flatten() {
         let id = model["id"].as_str().unwrap_or_default();
         let cached = cache

@@ -22,7 +22,7 @@ fn service(cache_dir: &Path) -> Service {
     let config = |dir: std::path::PathBuf, task: Option<&str>| EngineConfig {
         source: ModelSource::Local(dir),
         device: candle_core::Device::Cpu,
-        dtype: candle_core::DType::F32,
+        dtype: brief::models::ComputeType::F32,
         batch: BatchLimits::default(),
         progress: false,
         task: task.map(str::to_string),

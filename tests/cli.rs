@@ -40,20 +40,40 @@ fn lines_mode_prints_exactly_one_line_per_input_line() {
 }
 
 #[test]
-fn bf16_on_the_cpu_is_the_reduced_precision_mode() {
+fn bf16_and_int8_on_the_cpu_are_the_reduced_precision_modes_on_every_kernel_family() {
     let input = "Harga beras naik lagi.\nPresiden meresmikan bendungan baru di Subang.\n";
-    let run = |dtype: &str| {
-        let out = brief(
-            &["translate", "--model", &tiny(), "--lines", "--beams", "1", "--max-new-tokens", "6", "--dtype", dtype],
-            input.as_bytes(),
-        );
-        assert!(out.status.success(), "{dtype}: {}", String::from_utf8_lossy(&out.stderr));
+    let run = |dtype: &str, isa: &str| {
+        let args = ["translate", "--model", &tiny(), "--lines", "--beams", "1", "--max-new-tokens", "6"];
+        let out = brief(&[&args[..], &["--dtype", dtype, "--cpu-isa", isa]].concat(), input.as_bytes());
+        assert!(out.status.success(), "{dtype} {isa}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    let (full, reduced) = (run("f32"), run("bf16"));
-    assert_eq!(reduced.lines().count(), 2, "{reduced:?}");
-    // The tiny model's logits are far apart next to bf16's rounding, so both precisions pick the same words.
-    assert_eq!(reduced, full);
+    let full = run("f32", "portable");
+    assert_eq!(full.lines().count(), 2, "{full:?}");
+    for isa in brief::models::kernels::isa::available() {
+        // The tiny model's logits are far apart next to bf16's and int8's rounding, so every precision and
+        // every kernel family picks the same words.
+        for dtype in ["f32", "bf16", "int8"] {
+            assert_eq!(run(dtype, isa.name()), full, "{dtype} on {isa}");
+        }
+    }
+}
+
+#[test]
+fn the_cpu_kernel_family_is_chosen_reported_and_checked() {
+    let out = brief(&["models", "--cpu-isa", "portable"], b"");
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("cpu kernels: portable (this CPU runs: "), "{stdout}");
+    let out = brief(&["translate", "--model", &tiny(), "--cpu-isa", "sse4"], b"Ya.");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("CPU kernel family \"sse4\" is not one of avx512, avx2-vnni, avx2, portable"), "{stderr}");
+    let out = brief(&["translate", "--model", &tiny(), "--dtype", "f16"], b"Ya.");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("--dtype f16 is for CUDA; the CPU computes in f32, bf16 or int8"));
 }
 
 #[test]

@@ -628,6 +628,8 @@ fn a_cached_text_changed_on_disk_is_recomputed_never_served() {
     let (status, body) = health(&server);
     assert_eq!((status, body["status"].as_str()), (200, Some("ready")));
     assert_eq!(body["checks"]["cache"]["corrupt_dropped"], 1);
+    let isa = brief::models::kernels::isa::active().describe();
+    assert_eq!(body["runtime"], serde_json::json!({"cpu_isa": isa, "translate": "f32", "summarize": "f32"}));
     assert!(server.log.lock().unwrap().contains("cached texts failed their checksum: dropped (never served)"));
 }
 

@@ -106,7 +106,7 @@ fn engine(source: ModelSource) -> Result<Engine, brief::engine::EngineError> {
     Engine::load(&EngineConfig {
         source,
         device: candle_core::Device::Cpu,
-        dtype: candle_core::DType::F32,
+        dtype: brief::models::ComputeType::F32,
         batch: BatchLimits::default(),
         progress: false,
         task: None,

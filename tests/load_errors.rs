@@ -22,7 +22,7 @@ fn load_error(dir: &Path) -> String {
     let config = EngineConfig {
         source: ModelSource::Local(dir.to_path_buf()),
         device: candle_core::Device::Cpu,
-        dtype: candle_core::DType::F32,
+        dtype: brief::models::ComputeType::F32,
         batch: BatchLimits::default(),
         progress: false,
         task: None,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 
 use crate::generate::{generate, Overrides, SearchOptions};
 use crate::models::snapshot::FileSnapshot;
@@ -62,7 +62,7 @@ impl Default for BatchLimits {
 pub struct EngineConfig {
     pub source: ModelSource,
     pub device: Device,
-    pub dtype: DType,
+    pub dtype: models::ComputeType,
     pub batch: BatchLimits,
     /// Show download progress on the terminal.
     pub progress: bool,
@@ -120,6 +120,8 @@ pub struct Codec {
     tokenizer: Tokenizer,
     info: ModelInfo,
     weights_digest: String,
+    /// The precision the model computes in.
+    precision: models::ComputeType,
     /// The model's files as they were when loaded.
     files: FileSnapshot,
     prefix: String,
@@ -155,6 +157,20 @@ impl Codec {
     /// SHA-256 over the weight files.
     pub fn weights_digest(&self) -> &str {
         &self.weights_digest
+    }
+
+    /// The precision the model computes in.
+    pub fn precision(&self) -> models::ComputeType {
+        self.precision
+    }
+
+    /// What identifies the computation for the cache: the weights' digest, and the precision unless it is f32
+    /// (reduced precision gives other outputs; f32 keys stay as they were before precisions were told apart).
+    pub fn computation_key(&self) -> String {
+        match self.precision {
+            models::ComputeType::F32 => self.weights_digest.clone(),
+            other => format!("{}+{other}", self.weights_digest),
+        }
     }
 
     /// The model's files as they were when loaded (see [`FileSnapshot::changes`]).
@@ -296,6 +312,7 @@ impl Engine {
             tokenizer,
             info,
             weights_digest,
+            precision: config.dtype,
             files: snapshot,
             prefix,
             spec,

@@ -709,29 +709,35 @@ pub struct Health {
     /// `changes`).
     #[schema(value_type = Object)]
     pub checks: serde_json::Value,
+    /// Once loaded: `cpu_isa` (the CPU kernel family, e.g. `avx512 (bf16, vnni)`), and the precision of each
+    /// model (`translate`, `summarize`).
+    #[schema(value_type = Object)]
+    pub runtime: serde_json::Value,
 }
 
 /// Ready or degraded (200) once the models are loaded, with what is degraded; 503 while loading.
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let Some(svc) = state.service.get().cloned() else {
-        let loading = Health { status: "loading".into(), models: serde_json::json!({}), checks: serde_json::json!({}) };
+        let (models, checks, runtime) = (serde_json::json!({}), serde_json::json!({}), serde_json::json!({}));
+        let loading = Health { status: "loading".into(), models, checks, runtime };
         return (StatusCode::SERVICE_UNAVAILABLE, Json(loading));
     };
     let models = serde_json::json!({
         "translate": svc.translator_info(),
         "summarize": svc.summarizer.as_ref().map(|s| s.codec().info().clone()),
     });
+    let runtime = serde_json::to_value(svc.runtime_info()).unwrap_or_default();
     // File metadata and the store's state: off the async runtime.
     match tokio::task::spawn_blocking(move || svc.health()).await {
         Ok(health) => {
             let checks = serde_json::json!({ "cache": health.cache, "model_files": health.model_files });
-            (StatusCode::OK, Json(Health { status: health.status.into(), models, checks }))
+            (StatusCode::OK, Json(Health { status: health.status.into(), models, checks, runtime }))
         }
         Err(e) => {
             tracing::error!(error = %e, "the health check failed");
             let checks = serde_json::json!({ "error": e.to_string() });
-            (StatusCode::OK, Json(Health { status: "degraded".into(), models, checks }))
+            (StatusCode::OK, Json(Health { status: "degraded".into(), models, checks, runtime }))
         }
     }
 }

@@ -91,13 +91,68 @@ pub fn parse_device(spec: &str) -> Result<Device, ModelError> {
     })
 }
 
-/// Parses `f32`, `f16` or `bf16`.
-pub fn parse_dtype(spec: &str) -> Result<DType, ModelError> {
+/// The precision a model computes in (`--dtype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ComputeType {
+    F32,
+    /// CUDA only.
+    F16,
+    /// CPU: bf16 weights and products, f32 sums and everything else f32; CUDA: every tensor bf16.
+    Bf16,
+    /// CPU only: int8 weights (a scale per output row) and activations (a scale per row, quantised at each
+    /// product), exact i32 sums; everything else f32.
+    Int8,
+}
+
+impl ComputeType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ComputeType::F32 => "f32",
+            ComputeType::F16 => "f16",
+            ComputeType::Bf16 => "bf16",
+            ComputeType::Int8 => "int8",
+        }
+    }
+
+    /// How the CPU kernels store the linear maps, or why this type does not run on the CPU.
+    fn cpu_precision(self) -> Result<kernels::Precision, ModelError> {
+        match self {
+            ComputeType::F32 => Ok(kernels::Precision::F32),
+            ComputeType::Bf16 => Ok(kernels::Precision::Bf16),
+            ComputeType::Int8 => Ok(kernels::Precision::Int8),
+            ComputeType::F16 => {
+                Err(ModelError::Device("cpu: precision f16 is for CUDA (the CPU runs f32, bf16 or int8)".into()))
+            }
+        }
+    }
+
+    /// candle's dtype for every tensor on a GPU, or why this type does not run there.
+    fn gpu_dtype(self) -> Result<DType, ModelError> {
+        match self {
+            ComputeType::F32 => Ok(DType::F32),
+            ComputeType::F16 => Ok(DType::F16),
+            ComputeType::Bf16 => Ok(DType::BF16),
+            ComputeType::Int8 => {
+                Err(ModelError::Device("cuda: precision int8 is for the CPU (CUDA runs f32, f16 or bf16)".into()))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ComputeType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parses `f32`, `f16`, `bf16` or `int8`.
+pub fn parse_dtype(spec: &str) -> Result<ComputeType, ModelError> {
     match spec.trim().to_ascii_lowercase().as_str() {
-        "f32" | "float32" => Ok(DType::F32),
-        "f16" | "float16" => Ok(DType::F16),
-        "bf16" | "bfloat16" => Ok(DType::BF16),
-        other => Err(ModelError::Device(format!("dtype {other:?} is not one of f32, f16, bf16"))),
+        "f32" | "float32" => Ok(ComputeType::F32),
+        "f16" | "float16" => Ok(ComputeType::F16),
+        "bf16" | "bfloat16" => Ok(ComputeType::Bf16),
+        "int8" | "i8" => Ok(ComputeType::Int8),
+        other => Err(ModelError::Device(format!("dtype {other:?} is not one of f32, f16, bf16, int8"))),
     }
 }
 
@@ -184,23 +239,12 @@ pub struct LoadedModel {
     pub weights_digest: String,
 }
 
-/// Loads the model in `files.dir` for `device` in precision `dtype`. The architecture comes from `config.json`'s
-/// `model_type`. On the CPU, tensors are f32 and the linear maps are packed for the project's kernels: `bf16`
-/// there means bf16 weights and products (f32 accumulation and everything else f32); on CUDA `dtype` is the
-/// dtype of every tensor.
-pub fn load(files: &ModelFiles, device: &Device, dtype: DType) -> Result<LoadedModel, ModelError> {
-    let (dtype, pack) = if device.is_cpu() {
-        let precision = match dtype {
-            DType::F32 => kernels::Precision::F32,
-            DType::BF16 => kernels::Precision::Bf16,
-            other => {
-                return Err(ModelError::Device(format!("cpu: precision {other:?} is not supported (f32 or bf16)")))
-            }
-        };
-        (DType::F32, Some(precision))
-    } else {
-        (dtype, None)
-    };
+/// Loads the model in `files.dir` for `device` in precision `compute`. The architecture comes from
+/// `config.json`'s `model_type`. On the CPU, tensors are f32 and the linear maps are packed for the project's
+/// kernels in `compute`'s precision (see [`ComputeType`]); on CUDA `compute` is the dtype of every tensor.
+pub fn load(files: &ModelFiles, device: &Device, compute: ComputeType) -> Result<LoadedModel, ModelError> {
+    let (dtype, pack) =
+        if device.is_cpu() { (DType::F32, Some(compute.cpu_precision()?)) } else { (compute.gpu_dtype()?, None) };
     let config_path = files.dir.join("config.json");
     let config_json: serde_json::Value = read_json(&config_path)?;
     let model_type = config_json.get("model_type").and_then(|v| v.as_str()).unwrap_or_default().to_string();

@@ -1,8 +1,14 @@
-//! Process-wide settings for CPU inference, applied once at start-up before any thread pool exists: the thread
-//! count, how long idle pool threads spin, and how the allocator treats the large per-step buffers.
+//! Process-wide settings for CPU inference, applied once at start-up before any thread pool exists: the kernel
+//! family, the thread count, how long idle pool threads spin, and how the allocator treats the large per-step
+//! buffers.
 
-/// Applies the settings; `threads` (when given) sets the size of the compute pools. Settings the user already
-/// made in the environment are kept.
+use super::kernels::isa::{self, Isa};
+use super::ModelError;
+
+/// Applies the settings and returns the kernel family that runs: `cpu_isa` (from `--cpu-isa` or
+/// `BRIEF_CPU_ISA`) when given, else the best this CPU has; a name this CPU cannot run is an error.
+/// `threads` (when given) sets the size of the compute pools. Settings the user already made in the
+/// environment are kept.
 ///
 /// * `CANDLE_BARRIER_POOL_SPIN_LIMIT` defaults to 0: candle's element-wise pool otherwise spins for a while after
 ///   each operation, taking a core from the matrix kernels that run next (measured in docs/BENCHMARKS.md).
@@ -10,7 +16,9 @@
 ///   and freed memory is kept for the next step instead of being returned and faulted in again.
 ///
 /// Call it before starting other threads: it changes the environment.
-pub fn configure(threads: Option<usize>) {
+pub fn configure(threads: Option<usize>, cpu_isa: Option<&str>) -> Result<Isa, ModelError> {
+    let isa = isa::choose(cpu_isa).map_err(|e| ModelError::Device(format!("cpu: {e} (--cpu-isa, BRIEF_CPU_ISA)")))?;
+    tracing::info!(cpu_isa = %isa.describe(), best = %isa::best().describe(), "CPU kernels");
     if let Some(n) = threads.filter(|&n| n > 0) {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
@@ -25,4 +33,5 @@ pub fn configure(threads: Option<usize>) {
             libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
         }
     }
+    Ok(isa)
 }

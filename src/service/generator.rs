@@ -82,6 +82,7 @@ impl Generator for CachedModel {
         let plan = codec.plan(texts)?;
         let options_json = serde_json::to_string(&options).expect("search options serialize");
         let info = codec.info();
+        let computation = codec.computation_key();
         let inputs: Vec<String> = plan.pieces.iter().map(|p| format!("{}{}", codec.prefix(), p.text)).collect();
         let keys: Vec<_> = inputs
             .iter()
@@ -89,7 +90,7 @@ impl Generator for CachedModel {
                 KeyParts {
                     model_id: &info.id,
                     revision: &info.revision,
-                    weights: codec.weights_digest(),
+                    weights: &computation,
                     task: &self.task,
                     options: &options_json,
                     input,

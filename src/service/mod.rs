@@ -160,9 +160,27 @@ pub struct ModelFilesHealth {
     pub changes: Vec<String>,
 }
 
+/// How the models compute: the CPU kernel family and each model's precision (for `/health`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuntimeInfo {
+    /// The CPU kernel family and the extensions it uses, e.g. `avx512 (bf16, vnni)`.
+    pub cpu_isa: String,
+    /// The translator's precision: `f32`, `bf16`, `int8` (CPU) or `f16` (CUDA).
+    pub translate: &'static str,
+    pub summarize: Option<&'static str>,
+}
+
 impl Service {
     pub fn translator_info(&self) -> &ModelInfo {
         self.translator.codec().info()
+    }
+
+    pub fn runtime_info(&self) -> RuntimeInfo {
+        RuntimeInfo {
+            cpu_isa: crate::models::kernels::isa::active().describe(),
+            translate: self.translator.codec().precision().name(),
+            summarize: self.summarizer.as_ref().map(|s| s.codec().precision().name()),
+        }
     }
 
     pub fn summarizer(&self) -> Result<&(dyn Generator + Send + Sync), ServiceError> {

@@ -66,7 +66,7 @@ pub fn marian_engine(name: &str, tmp: &Path) -> brief::engine::Engine {
     let config = brief::engine::EngineConfig {
         source: brief::models::ModelSource::Local(dir),
         device: candle_core::Device::Cpu,
-        dtype: candle_core::DType::F32,
+        dtype: brief::models::ComputeType::F32,
         batch: brief::engine::BatchLimits::default(),
         progress: false,
         task: None,
@@ -127,7 +127,7 @@ pub fn check_parity(name: &str, dir: &Path) {
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let files = ModelFiles { dir: dir.to_path_buf(), id: name.into(), revision: "local".into() };
     let device = device();
-    let loaded = models::load(&files, &device, DType::F32).unwrap();
+    let loaded = models::load(&files, &device, models::ComputeType::F32).unwrap();
     let model = loaded.model.as_ref();
     let tokenizer = Tokenizer::from_dir(dir).unwrap();
 
@@ -189,7 +189,7 @@ pub fn engine_at(dir: PathBuf, task: Option<&str>, prefix: Option<&str>) -> brie
     let config = brief::engine::EngineConfig {
         source: brief::models::ModelSource::Local(dir),
         device: candle_core::Device::Cpu,
-        dtype: candle_core::DType::F32,
+        dtype: brief::models::ComputeType::F32,
         batch: brief::engine::BatchLimits::default(),
         progress: false,
         task: task.map(str::to_string),

@@ -1,12 +1,15 @@
 //! Scaled dot-product attention on the CPU straight from strided views: queries, keys and values as they come
 //! out of the projections and the caches (no head-splitting copies), the output written with heads merged.
 //! Per (item, head): `softmax(q·kᵀ·scale + bias)·v`, the softmax normalised before the weighted sum as the
-//! reference computes it. AVX-512 where the CPU has it, portable loops elsewhere.
+//! reference computes it. AVX-512 or AVX2 + FMA on the active kernel family ([`super::isa`]), portable loops
+//! elsewhere and for head widths those kernels do not take.
 //!
 //! (Keys stored transposed, positions last, were tried for the decoder caches: no faster, since at decoding
 //! time these products are bound by reading the caches, and appending a transposed key costs more.)
 
 use rayon::prelude::*;
+
+use super::isa::{self, Isa};
 
 /// A strided 4-d f32 view whose last dimension is contiguous; `strides` are those of the first three.
 #[derive(Clone, Copy)]
@@ -17,6 +20,18 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
+    /// Whether `b × h × rows` rows of `width` values at these strides lie inside `data`.
+    fn fits(&self, b: usize, h: usize, rows: usize, width: usize) -> bool {
+        if b == 0 || h == 0 || rows == 0 || width == 0 {
+            return true;
+        }
+        let [s0, s1, s2] = self.strides;
+        let end = [(b - 1, s0), (h - 1, s1), (rows - 1, s2)]
+            .into_iter()
+            .try_fold(self.offset.checked_add(width), |acc, (i, s)| Some(acc?.checked_add(i.checked_mul(s)?)));
+        end.flatten().is_some_and(|end| end <= self.data.len())
+    }
+
     #[inline(always)]
     fn at(&self, b: usize, h: usize, i: usize) -> usize {
         self.offset + b * self.strides[0] + h * self.strides[1] + i * self.strides[2]
@@ -57,10 +72,30 @@ impl SendPtr {
 }
 
 /// Computes attention for `q` `[b, h, m, d]`, `k`/`v` `[b, h, n, d]` and an optional additive `bias` view
-/// `[b, h, m, n]` (strides may be 0 to broadcast), writing `out` `[b, m, h·d]`.
+/// `[b, h, m, n]` (strides may be 0 to broadcast), writing `out` `[b, m, h·d]`, on the active kernel family.
+///
+/// # Panics
+/// If `out` or a view is too short for `shape` (checked once, before any work).
 pub fn attend(shape: Shape, q: View, k: View, v: View, bias: Option<View>, scale: f32, out: &mut [f32]) {
+    attend_on(isa::active(), shape, q, k, v, bias, scale, out)
+}
+
+/// [`attend`] on the kernels of `isa` (the portable ones where this CPU cannot run it).
+#[allow(clippy::too_many_arguments)] // the shape, four views, the scale and the output, as `attend`
+pub fn attend_on(isa: Isa, shape: Shape, q: View, k: View, v: View, bias: Option<View>, scale: f32, out: &mut [f32]) {
     let Shape { b, h, m, n, d } = shape;
     assert_eq!(out.len(), b * m * h * d, "output size");
+    if b * h * m == 0 {
+        return;
+    }
+    for (name, view, rows, width) in
+        [("q", Some(q), m, d), ("k", Some(k), n, d), ("v", Some(v), n, d), ("bias", bias, m, n)]
+    {
+        if let Some(view) = view {
+            assert!(view.fits(b, h, rows, width), "attention: the {name} view is too short for {shape:?}");
+        }
+    }
+    let kernel = Kernel::choose(isa, d);
     let inputs = Inputs { shape, q, k, v, bias, scale };
     let out_ptr = SendPtr(out.as_mut_ptr());
     let pairs = b * h;
@@ -69,9 +104,10 @@ pub fn attend(shape: Shape, q: View, k: View, v: View, bias: Option<View>, scale
     let run = |range: std::ops::Range<usize>| {
         let mut scores = vec![0f32; m * n];
         for p in range {
-            // SAFETY: `out` holds `b·m·h·d` values, and each (item, head) pair writes only its own `d` columns of
-            // its own output rows, so no two calls touch the same values.
-            unsafe { pair(&inputs, p / h, p % h, &mut scores, out_ptr.get()) };
+            // SAFETY: every view holds the values `shape` reads (checked above); `out` holds `b·m·h·d` values, and
+            // each (item, head) pair writes only its own `d` columns of its own output rows, so no two calls
+            // touch the same values; the kernel runs only where the CPU has its features.
+            unsafe { kernel.pair(&inputs, p / h, p % h, &mut scores, out_ptr.get()) };
         }
     };
     if pairs <= per_task || rayon::current_num_threads() == 1 {
@@ -81,21 +117,59 @@ pub fn attend(shape: Shape, q: View, k: View, v: View, bias: Option<View>, scale
     }
 }
 
-/// # Safety
-/// `out` points to `b·m·h·d` values, of which no other thread uses this pair's.
-unsafe fn pair(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32], out: *mut f32) {
+/// Which loops run one (item, head) pair.
+#[derive(Clone, Copy)]
+enum Kernel {
+    Portable,
     #[cfg(target_arch = "x86_64")]
-    if x.shape.d.is_multiple_of(16) && x.shape.d <= 256 && std::arch::is_x86_feature_detected!("avx512f") {
-        return avx512::pair(x, bi, hi, scores, out);
-    }
+    Avx2,
+    /// The portable loops compiled for AVX2 + FMA (head widths the AVX kernels do not take).
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        return portable_pair_avx2(x, bi, hi, scores, out);
+    Avx2Loops,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Kernel {
+    /// The family's kernel where the CPU has it and it takes head width `d`.
+    fn choose(isa: Isa, d: usize) -> Kernel {
+        if !isa.supported() {
+            return Kernel::Portable;
+        }
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if d.is_multiple_of(16) && d <= 256 => Kernel::Avx512,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 | Isa::Avx2 | Isa::Avx2Vnni if d.is_multiple_of(8) && d <= 128 => Kernel::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 | Isa::Avx2 | Isa::Avx2Vnni => Kernel::Avx2Loops,
+            _ => Kernel::Portable,
+        }
     }
-    portable_pair(x, bi, hi, scores, out)
+
+    /// # Safety
+    /// The views hold what `x.shape` reads; `out` points to `b·m·h·d` values, of which no other thread uses this
+    /// pair's; the kernel was chosen by [`Kernel::choose`].
+    unsafe fn pair(self, x: &Inputs, bi: usize, hi: usize, scores: &mut [f32], out: *mut f32) {
+        // SAFETY: the caller's contract; `choose` picks a kernel only where the CPU has its features.
+        unsafe {
+            match self {
+                Kernel::Portable => portable_pair(x, bi, hi, scores, out),
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => avx2::pair(x, bi, hi, scores, out),
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2Loops => portable_pair_avx2(x, bi, hi, scores, out),
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => avx512::pair(x, bi, hi, scores, out),
+            }
+        }
+    }
 }
 
 /// The plain loops compiled for AVX2 and FMA.
+///
+/// # Safety
+/// As [`portable_pair`], and AVX2 and FMA must be present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn portable_pair_avx2(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32], out: *mut f32) {
@@ -105,7 +179,7 @@ unsafe fn portable_pair_avx2(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32
 /// The whole computation for one pair in plain loops.
 ///
 /// # Safety
-/// As [`pair`].
+/// `out` points to `b·m·h·d` values, of which no other thread uses this pair's.
 #[inline(always)]
 unsafe fn portable_pair(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32], out: *mut f32) {
     let Shape { h, m, n, d, .. } = x.shape;
@@ -194,7 +268,7 @@ mod avx512 {
     }
 
     /// # Safety
-    /// AVX-512F present, `d` a multiple of 16 up to 256, and `out` as for [`super::pair`].
+    /// AVX-512F present, `d` a multiple of 16 up to 256, and the views and `out` as for [`super::Kernel::pair`].
     #[target_feature(enable = "avx512f")]
     pub unsafe fn pair(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32], out: *mut f32) {
         let Shape { h, m, n, d, .. } = x.shape;
@@ -222,6 +296,9 @@ mod avx512 {
     }
 
     /// `exp(s - max) / Σ` in place.
+    ///
+    /// # Safety
+    /// AVX-512F must be present.
     #[target_feature(enable = "avx512f")]
     unsafe fn softmax(row: &mut [f32]) {
         let n = row.len();
@@ -243,6 +320,9 @@ mod avx512 {
     }
 
     /// `q·k · scale` for all queries and keys: four keys' dot products at a time, each reduced across its lanes.
+    ///
+    /// # Safety
+    /// AVX-512F must be present, `d` a multiple of 16 up to 256, and the views as for [`super::Kernel::pair`].
     #[target_feature(enable = "avx512f")]
     unsafe fn scores_of(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32]) {
         let k = &x.k;
@@ -281,6 +361,9 @@ mod avx512 {
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 
 #[cfg(test)]
 mod tests {

@@ -1,39 +1,77 @@
-//! Row reductions for scoring logits on the host: maximum, `Σ exp(x - m)` with a vectorized exponential, and the
-//! indices of the largest values — each one pass over a row, AVX-512 where available.
+//! Row reductions for scoring logits on the host — maximum, `Σ exp(x - m)` with a vectorised exponential, the
+//! indices of the largest values — and the activations fused into matrix products; each one pass over a row,
+//! on the active kernel family ([`super::isa`]): AVX-512, AVX2 or plain loops.
+
+use super::isa::{self, Isa};
+
+/// The family to run for `isa`: itself where this CPU has it, else the portable loops.
+#[inline(always)]
+fn family(isa: Isa) -> Isa {
+    if isa.supported() {
+        isa
+    } else {
+        Isa::Portable
+    }
+}
 
 /// The largest value of `row` (`-inf` for an empty row; NaN is ignored).
 pub fn max(row: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the feature is present.
-        return unsafe { x86::max(row) };
+    max_on(isa::active(), row)
+}
+
+/// [`max`] on the kernels of `isa`.
+pub fn max_on(isa: Isa, row: &[f32]) -> f32 {
+    match family(isa) {
+        // SAFETY: `family` returns only families this CPU runs.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::max(row) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx2Vnni => unsafe { avx2::max(row) },
+        _ => row.iter().copied().fold(f32::NEG_INFINITY, f32::max),
     }
-    row.iter().copied().fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// `Σ exp(x - m)` over `row`.
 pub fn sum_exp(row: &[f32], m: f32) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the feature is present.
-        return unsafe { x86::sum_exp(row, m) };
+    sum_exp_on(isa::active(), row, m)
+}
+
+/// [`sum_exp`] on the kernels of `isa`.
+pub fn sum_exp_on(isa: Isa, row: &[f32], m: f32) -> f32 {
+    match family(isa) {
+        // SAFETY: `family` returns only families this CPU runs.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::sum_exp(row, m) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx2Vnni => unsafe { avx2::sum_exp(row, m) },
+        _ => row.iter().map(|&x| (x - m).exp()).sum(),
     }
-    row.iter().map(|&x| (x - m).exp()).sum()
 }
 
 /// The `k` largest values of `row` with their indices, best first; equal values keep index order. Entries for
 /// which `skip(index)` is true are left out.
 pub fn top_k(row: &[f32], k: usize, skip: impl Fn(usize) -> bool) -> Vec<(f32, u32)> {
+    top_k_on(isa::active(), row, k, skip)
+}
+
+/// [`top_k`] on the kernels of `isa`.
+pub fn top_k_on(isa: Isa, row: &[f32], k: usize, skip: impl Fn(usize) -> bool) -> Vec<(f32, u32)> {
     let mut top = TopK { k, best: Vec::with_capacity(k + 1), threshold: f32::NEG_INFINITY };
     if k == 0 {
         return top.best;
     }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the feature is present.
-        unsafe { x86::top_k(row, &mut top, &skip) };
-        return top.best;
+    match family(isa) {
+        // SAFETY: `family` returns only families this CPU runs.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::top_k(row, &mut top, &skip) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx2Vnni => unsafe { avx2::top_k(row, &mut top, &skip) },
+        _ => portable_top_k(row, &mut top, &skip),
     }
+    top.best
+}
+
+fn portable_top_k(row: &[f32], top: &mut TopK, skip: &impl Fn(usize) -> bool) {
     const LANES: usize = 16;
     let chunks = row.len() / LANES;
     for c in 0..chunks {
@@ -44,13 +82,12 @@ pub fn top_k(row: &[f32], k: usize, skip: impl Fn(usize) -> bool) -> Vec<(f32, u
             continue;
         }
         for (j, &x) in block.iter().enumerate() {
-            top.consider(base + j, x, &skip);
+            top.consider(base + j, x, skip);
         }
     }
     for (i, &x) in row.iter().enumerate().skip(chunks * LANES) {
-        top.consider(i, x, &skip);
+        top.consider(i, x, skip);
     }
-    top.best
 }
 
 /// The running best `k` of a scan.
@@ -83,13 +120,18 @@ impl TopK {
 
 /// `x·σ(x)` (SiLU, swish) in place.
 pub fn silu(xs: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the feature is present.
-        return unsafe { x86::silu(xs) };
-    }
-    for x in xs {
-        *x = silu_one(*x);
+    silu_on(isa::active(), xs)
+}
+
+/// [`silu`] on the kernels of `isa`.
+pub fn silu_on(isa: Isa, xs: &mut [f32]) {
+    match family(isa) {
+        // SAFETY: `family` returns only families this CPU runs.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::silu(xs) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx2Vnni => unsafe { avx2::silu(xs) },
+        _ => xs.iter_mut().for_each(|x| *x = silu_one(*x)),
     }
 }
 
@@ -135,8 +177,11 @@ fn block_max(block: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86 {
+    //! The AVX-512 versions.
     use std::arch::x86_64::*;
 
+    /// # Safety
+    /// AVX-512F must be present.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn max(row: &[f32]) -> f32 {
         let mut acc = _mm512_set1_ps(f32::NEG_INFINITY);
@@ -153,6 +198,9 @@ pub(crate) mod x86 {
 
     /// `exp(d)` for `d ≤ 0`: `2^n · p(r)` with `d = n ln 2 + r`, a degree-6 polynomial on `|r| ≤ ln2/2`
     /// (relative error below 2e-7), inputs under -87 flushed to 0.
+    ///
+    /// # Safety
+    /// AVX-512F must be present.
     #[target_feature(enable = "avx512f")]
     #[inline]
     pub unsafe fn exp_neg(d: __m512) -> __m512 {
@@ -175,6 +223,9 @@ pub(crate) mod x86 {
 
     /// The scan of [`super::top_k`]: one comparison per 16 values against the current threshold, the values
     /// above it considered in index order.
+    ///
+    /// # Safety
+    /// AVX-512F must be present.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn top_k(row: &[f32], top: &mut super::TopK, skip: &impl Fn(usize) -> bool) {
         let chunks = row.len() / 16;
@@ -197,6 +248,9 @@ pub(crate) mod x86 {
     }
 
     /// `x·σ(x)` with `e = exp(-|x|)`: σ = 1/(1+e) for x ≥ 0, e/(1+e) below.
+    ///
+    /// # Safety
+    /// AVX-512F must be present.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn silu_block(x: __m512) -> __m512 {
@@ -207,6 +261,8 @@ pub(crate) mod x86 {
         _mm512_mul_ps(x, _mm512_div_ps(num, _mm512_add_ps(one, e)))
     }
 
+    /// # Safety
+    /// AVX-512F must be present.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn silu(xs: &mut [f32]) {
         let chunks = xs.len() / 16;
@@ -222,6 +278,8 @@ pub(crate) mod x86 {
         }
     }
 
+    /// # Safety
+    /// AVX-512F must be present.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn sum_exp(row: &[f32], m: f32) -> f32 {
         let mv = _mm512_set1_ps(m);
@@ -242,45 +300,60 @@ pub(crate) mod x86 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn max_and_sum_exp_agree_with_libm() {
+    fn max_and_sum_exp_agree_with_libm_on_every_family() {
         let row: Vec<f32> = (0..1000).map(|i| ((i * 7919) % 2003) as f32 / 37.0 - 30.0).collect();
-        let m = max(&row);
-        assert_eq!(m, row.iter().copied().fold(f32::NEG_INFINITY, f32::max));
-        let want: f64 = row.iter().map(|&x| ((x - m) as f64).exp()).sum();
-        let got = sum_exp(&row, m) as f64;
-        assert!((got - want).abs() / want < 1e-6, "{got} vs {want}");
-        // Very negative differences underflow to nothing, as they should.
-        assert_eq!(sum_exp(&[0.0, -1000.0, f32::NEG_INFINITY], 0.0), 1.0);
-        let odd = [1.0f32, 2.0, 3.0];
-        assert!((sum_exp(&odd, 3.0) - (1.0 + (-1f32).exp() + (-2f32).exp())).abs() < 1e-6);
-    }
-
-    #[test]
-    fn silu_matches_the_scalar_formula() {
-        let mut xs: Vec<f32> = (0..77).map(|i| (i as f32 - 38.0) * 0.7).collect();
-        xs.extend([100.0, -100.0, 0.0, -0.0]);
-        let want: Vec<f32> = xs.iter().map(|&x| (x as f64 / (1.0 + (-x as f64).exp())) as f32).collect();
-        silu(&mut xs);
-        for (g, w) in xs.iter().zip(&want) {
-            assert!((g - w).abs() <= 2e-6 * w.abs().max(1e-3), "{g} vs {w}");
+        for isa in isa::available() {
+            let m = max_on(isa, &row);
+            assert_eq!(m, row.iter().copied().fold(f32::NEG_INFINITY, f32::max), "{isa}");
+            let want: f64 = row.iter().map(|&x| ((x - m) as f64).exp()).sum();
+            let got = sum_exp_on(isa, &row, m) as f64;
+            assert!((got - want).abs() / want < 1e-6, "{isa}: {got} vs {want}");
+            // Very negative differences underflow to nothing, as they should.
+            assert_eq!(sum_exp_on(isa, &[0.0, -1000.0, f32::NEG_INFINITY], 0.0), 1.0, "{isa}");
+            let odd = [1.0f32, 2.0, 3.0];
+            assert!((sum_exp_on(isa, &odd, 3.0) - (1.0 + (-1f32).exp() + (-2f32).exp())).abs() < 1e-6, "{isa}");
+            assert_eq!(max_on(isa, &[]), f32::NEG_INFINITY, "{isa}");
         }
     }
 
     #[test]
-    fn top_k_keeps_the_best_with_index_order_on_ties() {
+    fn silu_matches_the_scalar_formula_on_every_family() {
+        let mut base: Vec<f32> = (0..77).map(|i| (i as f32 - 38.0) * 0.7).collect();
+        base.extend([100.0, -100.0, 0.0, -0.0]);
+        let want: Vec<f32> = base.iter().map(|&x| (x as f64 / (1.0 + (-x as f64).exp())) as f32).collect();
+        for isa in isa::available() {
+            let mut xs = base.clone();
+            silu_on(isa, &mut xs);
+            for (g, w) in xs.iter().zip(&want) {
+                assert!((g - w).abs() <= 2e-6 * w.abs().max(1e-3), "{isa}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn top_k_keeps_the_best_with_index_order_on_ties_on_every_family() {
         let mut row = vec![0f32; 100];
         row[7] = 5.0;
         row[3] = 5.0;
         row[99] = 9.0;
         row[50] = f32::NAN;
         row[20] = 7.0;
-        assert_eq!(top_k(&row, 3, |_| false), vec![(9.0, 99), (7.0, 20), (5.0, 3)]);
-        assert_eq!(top_k(&row, 3, |i| i == 99 || i == 3), vec![(7.0, 20), (5.0, 7), (0.0, 0)]);
-        assert_eq!(top_k(&row[..5], 10, |_| false).len(), 5);
+        for isa in isa::available() {
+            assert_eq!(top_k_on(isa, &row, 3, |_| false), vec![(9.0, 99), (7.0, 20), (5.0, 3)], "{isa}");
+            assert_eq!(top_k_on(isa, &row, 3, |i| i == 99 || i == 3), vec![(7.0, 20), (5.0, 7), (0.0, 0)], "{isa}");
+            assert_eq!(top_k_on(isa, &row[..5], 10, |_| false).len(), 5, "{isa}");
+            let long: Vec<f32> = (0..1003).map(|i| ((i * 7919) % 2003) as f32).collect();
+            let mut sorted: Vec<(f32, u32)> = long.iter().enumerate().map(|(i, &v)| (v, i as u32)).collect();
+            sorted.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            assert_eq!(top_k_on(isa, &long, 8, |_| false), sorted[..8].to_vec(), "{isa}");
+        }
     }
 }

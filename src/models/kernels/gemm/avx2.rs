@@ -1,0 +1,343 @@
+//! AVX2 + FMA micro-kernels, blocked for 16 ymm registers: 6 rows × 16 columns (12 accumulators, two weight
+//! vectors, one broadcast) over each half of a 32-column panel, or 1–2 rows × 32 columns when the batch is that
+//! small (memory bound: each weight is read once). f32 FMA; bf16 widened to f32 in registers; int8 either with
+//! AVX-VNNI `vpdpbusd` or, on plain AVX2, `vpsignb` + `vpmaddubsw` + `vpmaddwd` (4 × 16 tiles), which is exact
+//! because the quantised values stay in [-127, 127] (a pair sums to at most 2·127² < 2¹⁵).
+#![cfg_attr(not(target_arch = "x86_64"), allow(unused))]
+
+use super::{Tile, MR, NR};
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Calls `$f::<R>` for `R` = `$rows` (1 to `$max`).
+macro_rules! by_rows {
+    ($rows:expr, $f:ident, $($arg:expr),*) => {
+        match $rows {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            5 => $f::<5>($($arg),*),
+            _ => $f::<6>($($arg),*),
+        }
+    };
+}
+
+/// Rows of the f32, bf16 and AVX-VNNI sub-tiles, and of the plain-AVX2 int8 ones.
+const SUB: usize = 6;
+const SUB_INT8: usize = 4;
+
+/// How many 16-column halves of a panel hold valid columns.
+fn halves(cols: usize) -> usize {
+    if cols > 16 {
+        2
+    } else {
+        1
+    }
+}
+
+/// f32 products of an activation panel (`[k][MR]`) and a weight panel (`[k][NR]`).
+///
+/// # Safety
+/// AVX2 and FMA must be present; `tile` as [`Tile::store`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn f32(k: usize, a: &[f32], b: &[f32], tile: &Tile) {
+    assert!(a.len() >= k * MR && b.len() >= k * NR, "panel sizes");
+    let mut acc = [[0f32; NR]; MR];
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: the panels hold `k` steps (checked above); sub-tiles stay inside the MR × NR block.
+    unsafe {
+        match tile.rows {
+            1 => f32_wide::<1>(k, ap, bp, &mut acc),
+            2 => f32_wide::<2>(k, ap, bp, &mut acc),
+            rows => {
+                for r0 in (0..rows).step_by(SUB) {
+                    for h in 0..halves(tile.cols) {
+                        by_rows!(rows - r0, f32_sub, k, ap, bp, r0, h, &mut acc);
+                    }
+                }
+            }
+        }
+        tile.store(&acc)
+    }
+}
+
+/// Rows `r0..r0 + R`, columns `16h..16h + 16`.
+///
+/// # Safety
+/// `ap` and `bp` point to panels of `k` steps; `r0 + R ≤ MR`, `h < 2`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn f32_sub<const R: usize>(
+    k: usize,
+    ap: *const f32,
+    bp: *const f32,
+    r0: usize,
+    h: usize,
+    acc: &mut [[f32; NR]; MR],
+) {
+    let mut c = [[_mm256_setzero_ps(); 2]; R];
+    for kk in 0..k {
+        // SAFETY: step `kk < k` of each panel, rows and columns inside it.
+        unsafe {
+            let w = bp.add(kk * NR + 16 * h);
+            let (w0, w1) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(8)));
+            for (i, ci) in c.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*ap.add(kk * MR + r0 + i));
+                ci[0] = _mm256_fmadd_ps(x, w0, ci[0]);
+                ci[1] = _mm256_fmadd_ps(x, w1, ci[1]);
+            }
+        }
+    }
+    for (i, ci) in c.iter().enumerate() {
+        let row = &mut acc[r0 + i][16 * h..16 * h + 16];
+        // SAFETY: `row` holds 16 values.
+        unsafe {
+            _mm256_storeu_ps(row.as_mut_ptr(), ci[0]);
+            _mm256_storeu_ps(row.as_mut_ptr().add(8), ci[1]);
+        }
+    }
+}
+
+/// `R` (1 or 2) rows × all 32 columns: each weight is loaded once.
+///
+/// # Safety
+/// `ap` and `bp` point to panels of `k` steps.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn f32_wide<const R: usize>(k: usize, ap: *const f32, bp: *const f32, acc: &mut [[f32; NR]; MR]) {
+    let mut c = [[_mm256_setzero_ps(); 4]; R];
+    for kk in 0..k {
+        // SAFETY: step `kk < k` of each panel.
+        unsafe {
+            let w = bp.add(kk * NR);
+            let ws = [0, 8, 16, 24].map(|o| _mm256_loadu_ps(w.add(o)));
+            for (i, ci) in c.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*ap.add(kk * MR + i));
+                for (cv, &wv) in ci.iter_mut().zip(&ws) {
+                    *cv = _mm256_fmadd_ps(x, wv, *cv);
+                }
+            }
+        }
+    }
+    for (row, ci) in acc.iter_mut().zip(&c) {
+        for (o, cv) in ci.iter().enumerate() {
+            // SAFETY: 8 values at `8·o` of a 32-value row.
+            unsafe { _mm256_storeu_ps(row.as_mut_ptr().add(8 * o), *cv) };
+        }
+    }
+}
+
+/// bf16 products: weights (`[k2][NR][2]`) widened to f32 in registers (a shift for the even k, a mask for the
+/// odd), activations already rounded to bf16 and stored as f32 pairs (`[k2][MR][2]`).
+///
+/// # Safety
+/// AVX2 and FMA must be present; `tile` as [`Tile::store`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn bf16(k2: usize, a: &[f32], b: &[u16], tile: &Tile) {
+    assert!(a.len() >= 2 * k2 * MR && b.len() >= k2 * NR * 2, "panel sizes");
+    let mut acc = [[0f32; NR]; MR];
+    // SAFETY: the panels hold `k2` steps (checked above); sub-tiles stay inside the block.
+    unsafe {
+        for r0 in (0..tile.rows).step_by(SUB) {
+            for h in 0..halves(tile.cols) {
+                by_rows!(tile.rows - r0, bf16_sub, k2, a.as_ptr(), b.as_ptr(), r0, h, &mut acc);
+            }
+        }
+        tile.store(&acc)
+    }
+}
+
+/// # Safety
+/// As [`f32_sub`], with panels of `k2` pairs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bf16_sub<const R: usize>(
+    k2: usize,
+    ap: *const f32,
+    bp: *const u16,
+    r0: usize,
+    h: usize,
+    acc: &mut [[f32; NR]; MR],
+) {
+    let mut c = [[_mm256_setzero_ps(); 2]; R];
+    let high = _mm256_set1_epi32(0xffff_0000u32 as i32);
+    for kp in 0..k2 {
+        // SAFETY: pair `kp < k2` of each panel, rows and columns inside it.
+        unsafe {
+            let w = bp.add((kp * NR + 16 * h) * 2);
+            let (v0, v1) = (_mm256_loadu_si256(w as *const _), _mm256_loadu_si256(w.add(16) as *const _));
+            for (parity, (w0, w1)) in [
+                (_mm256_slli_epi32::<16>(v0), _mm256_slli_epi32::<16>(v1)),
+                (_mm256_and_si256(v0, high), _mm256_and_si256(v1, high)),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let (w0, w1) = (_mm256_castsi256_ps(w0), _mm256_castsi256_ps(w1));
+                for (i, ci) in c.iter_mut().enumerate() {
+                    let x = _mm256_broadcast_ss(&*ap.add((kp * MR + r0 + i) * 2 + parity));
+                    ci[0] = _mm256_fmadd_ps(x, w0, ci[0]);
+                    ci[1] = _mm256_fmadd_ps(x, w1, ci[1]);
+                }
+            }
+        }
+    }
+    for (i, ci) in c.iter().enumerate() {
+        let row = &mut acc[r0 + i][16 * h..16 * h + 16];
+        // SAFETY: `row` holds 16 values.
+        unsafe {
+            _mm256_storeu_ps(row.as_mut_ptr(), ci[0]);
+            _mm256_storeu_ps(row.as_mut_ptr().add(8), ci[1]);
+        }
+    }
+}
+
+/// Exact i32 sums of int8 quads on plain AVX2: `|x|` times `w` with the sign of `x` (`vpsignb`), pairs
+/// summed to i16 (`vpmaddubsw`), then to i32 (`vpmaddwd` by ones).
+///
+/// # Safety
+/// AVX2 must be present.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn int8(k4: usize, a: &[u32], b: &[i8], rows: usize, cols: usize) -> [[i32; NR]; MR] {
+    assert!(a.len() >= k4 * MR && b.len() >= k4 * NR * 4 && rows <= MR, "panel sizes");
+    let mut acc = [[0i32; NR]; MR];
+    for r0 in (0..rows).step_by(SUB_INT8) {
+        for h in 0..halves(cols) {
+            // SAFETY: the panels hold `k4` steps (checked above); sub-tiles stay inside the block.
+            unsafe {
+                match rows - r0 {
+                    1 => int8_sub::<1>(k4, a.as_ptr(), b.as_ptr(), r0, h, &mut acc),
+                    2 => int8_sub::<2>(k4, a.as_ptr(), b.as_ptr(), r0, h, &mut acc),
+                    3 => int8_sub::<3>(k4, a.as_ptr(), b.as_ptr(), r0, h, &mut acc),
+                    _ => int8_sub::<4>(k4, a.as_ptr(), b.as_ptr(), r0, h, &mut acc),
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// # Safety
+/// `ap` and `bp` point to panels of `k4` quads; `r0 + R ≤ MR`, `h < 2`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn int8_sub<const R: usize>(
+    k4: usize,
+    ap: *const u32,
+    bp: *const i8,
+    r0: usize,
+    h: usize,
+    acc: &mut [[i32; NR]; MR],
+) {
+    let mut c = [[_mm256_setzero_si256(); 2]; R];
+    let ones = _mm256_set1_epi16(1);
+    for kp in 0..k4 {
+        // SAFETY: quad `kp < k4` of each panel, rows and columns inside it.
+        unsafe {
+            let w = bp.add((kp * NR + 16 * h) * 4);
+            let (w0, w1) = (_mm256_loadu_si256(w as *const _), _mm256_loadu_si256(w.add(32) as *const _));
+            for (i, ci) in c.iter_mut().enumerate() {
+                let x = _mm256_set1_epi32(*ap.add(kp * MR + r0 + i) as i32);
+                let ax = _mm256_abs_epi8(x);
+                let p0 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w0, x));
+                let p1 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w1, x));
+                ci[0] = _mm256_add_epi32(ci[0], _mm256_madd_epi16(p0, ones));
+                ci[1] = _mm256_add_epi32(ci[1], _mm256_madd_epi16(p1, ones));
+            }
+        }
+    }
+    store_i32(&c, r0, h, acc);
+}
+
+/// Exact i32 sums of int8 quads with AVX-VNNI `vpdpbusd`, activations offset to unsigned as in the AVX-512
+/// kernel.
+///
+/// # Safety
+/// AVX2 and AVX-VNNI must be present.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avxvnni")]
+pub unsafe fn int8_vnni(k4: usize, a: &[u32], b: &[i8], rows: usize, cols: usize) -> [[i32; NR]; MR] {
+    assert!(a.len() >= k4 * MR && b.len() >= k4 * NR * 4 && rows <= MR, "panel sizes");
+    let mut acc = [[0i32; NR]; MR];
+    for r0 in (0..rows).step_by(SUB) {
+        for h in 0..halves(cols) {
+            // SAFETY: the panels hold `k4` steps (checked above); sub-tiles stay inside the block.
+            unsafe { by_rows!(rows - r0, vnni_sub, k4, a.as_ptr(), b.as_ptr(), r0, h, &mut acc) };
+        }
+    }
+    acc
+}
+
+/// # Safety
+/// As [`int8_sub`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn vnni_sub<const R: usize>(
+    k4: usize,
+    ap: *const u32,
+    bp: *const i8,
+    r0: usize,
+    h: usize,
+    acc: &mut [[i32; NR]; MR],
+) {
+    let mut c = [[_mm256_setzero_si256(); 2]; R];
+    let flip = _mm256_set1_epi32(0x8080_8080u32 as i32);
+    for kp in 0..k4 {
+        // SAFETY: quad `kp < k4` of each panel, rows and columns inside it.
+        unsafe {
+            let w = bp.add((kp * NR + 16 * h) * 4);
+            let (w0, w1) = (_mm256_loadu_si256(w as *const _), _mm256_loadu_si256(w.add(32) as *const _));
+            for (i, ci) in c.iter_mut().enumerate() {
+                let x = _mm256_xor_si256(_mm256_set1_epi32(*ap.add(kp * MR + r0 + i) as i32), flip);
+                ci[0] = _mm256_dpbusd_avx_epi32(ci[0], x, w0);
+                ci[1] = _mm256_dpbusd_avx_epi32(ci[1], x, w1);
+            }
+        }
+    }
+    store_i32(&c, r0, h, acc);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn store_i32<const R: usize>(c: &[[__m256i; 2]; R], r0: usize, h: usize, acc: &mut [[i32; NR]; MR]) {
+    for (i, ci) in c.iter().enumerate() {
+        let row = &mut acc[r0 + i][16 * h..16 * h + 16];
+        // SAFETY: `row` holds 16 values, two registers' worth.
+        unsafe {
+            _mm256_storeu_si256(row.as_mut_ptr() as *mut _, ci[0]);
+            _mm256_storeu_si256(row.as_mut_ptr().add(8) as *mut _, ci[1]);
+        }
+    }
+}
+
+// Never called off x86-64 (kernels are chosen only where the CPU has them); they keep the dispatch simple.
+
+/// # Safety
+/// Never called: it panics.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn f32(_: usize, _: &[f32], _: &[f32], _: &Tile) {
+    unreachable!("AVX2 kernels exist on x86-64 only")
+}
+/// # Safety
+/// Never called: it panics.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn bf16(_: usize, _: &[f32], _: &[u16], _: &Tile) {
+    unreachable!("AVX2 kernels exist on x86-64 only")
+}
+/// # Safety
+/// Never called: it panics.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn int8(_: usize, _: &[u32], _: &[i8], _: usize, _: usize) -> [[i32; NR]; MR] {
+    unreachable!("AVX2 kernels exist on x86-64 only")
+}
+/// # Safety
+/// Never called: it panics.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn int8_vnni(_: usize, _: &[u32], _: &[i8], _: usize, _: usize) -> [[i32; NR]; MR] {
+    unreachable!("AVX2 kernels exist on x86-64 only")
+}

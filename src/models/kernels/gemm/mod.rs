@@ -1,0 +1,335 @@
+//! `out = a · wᵀ (+ bias)` for static weights packed once at load: f32; bf16 (f32 accumulation); or int8 with
+//! per-row scales (weights per output row at load, activations per input row at each call, exact i32 sums).
+//! Micro-kernels for AVX-512 (with BF16 / VNNI), AVX2 + FMA (with AVX-VNNI) and plain Rust, chosen by
+//! [`super::isa`].
+//!
+//! Weights `w` are `[n, k]` (out × in, as `nn.Linear` stores them). They are packed into panels of `NR` output
+//! columns, k-major, so that a micro-kernel streams one panel and keeps a block of outputs in registers.
+//! Activations are packed per call into `MR`-row panels. Work is split over output panels, so each thread
+//! reads its own share of the weights once.
+
+mod avx2;
+mod avx512;
+mod pack;
+mod portable;
+
+use rayon::prelude::*;
+
+use super::isa::Isa;
+use pack::{ActPanels, WeightPanels};
+
+/// Output columns per packed panel.
+pub const NR: usize = 32;
+/// Rows per activation panel.
+pub const MR: usize = 12;
+
+/// How the packed weights are stored and multiplied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Precision {
+    F32,
+    /// bfloat16 weights and activations in the product, f32 accumulation.
+    Bf16,
+    /// int8 weights (a scale per output row) and int8 activations (a scale per input row), i32 accumulation:
+    /// the same sums, bit for bit, on every kernel family.
+    Int8,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+/// A weight matrix packed for [`PackedMatrix::matmul`].
+#[derive(Debug, Clone)]
+pub struct PackedMatrix {
+    n: usize,
+    k: usize,
+    panels: WeightPanels,
+}
+
+/// An `MR × NR` output tile: where it goes and what is added to it.
+pub(crate) struct Tile<'a> {
+    /// The tile's first value in the output.
+    pub c: *mut f32,
+    /// Row stride of the output.
+    pub ldc: usize,
+    /// Valid rows (≤ `MR`) and columns (≤ `NR`).
+    pub rows: usize,
+    pub cols: usize,
+    /// Bias of the tile's columns, zero-padded to `NR`.
+    pub bias: &'a [f32; NR],
+}
+
+impl Tile<'_> {
+    /// Writes `acc` (row-major `MR × NR`, f32) into the valid part of the tile.
+    ///
+    /// # Safety
+    /// `c` must address `rows` rows of `cols` values at stride `ldc` that only the caller writes.
+    #[inline(always)]
+    pub unsafe fn store(&self, acc: &[[f32; NR]; MR]) {
+        for (i, row) in acc.iter().enumerate().take(self.rows) {
+            // SAFETY: row `i < rows` of the tile (the caller's contract).
+            let out = unsafe { std::slice::from_raw_parts_mut(self.c.add(i * self.ldc), self.cols) };
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = row[j] + self.bias[j];
+            }
+        }
+    }
+}
+
+impl PackedMatrix {
+    /// Packs `w` (`[n, k]`, row-major).
+    pub fn pack(w: &[f32], n: usize, k: usize, precision: Precision) -> Self {
+        assert_eq!(w.len(), n * k, "weight size");
+        Self { n, k, panels: WeightPanels::pack(w, n, k, precision) }
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.panels.precision()
+    }
+
+    /// Bytes the packed weights take.
+    pub fn bytes(&self) -> usize {
+        self.panels.bytes()
+    }
+
+    /// `out[m, n] = a[m, k] · wᵀ + bias`, on the active kernel family.
+    pub fn matmul(&self, a: &[f32], m: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+        self.matmul_then(a, m, bias, None, out)
+    }
+
+    /// [`matmul`](Self::matmul) followed by `epilogue` (an element-wise activation) on each output tile while it
+    /// is still in cache.
+    pub fn matmul_then(
+        &self,
+        a: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        epilogue: Option<fn(&mut [f32])>,
+        out: &mut [f32],
+    ) {
+        self.matmul_on(super::isa::active(), a, m, bias, epilogue, out)
+    }
+
+    /// [`matmul_then`](Self::matmul_then) on the kernels of `isa` (the portable ones if this CPU cannot run it).
+    pub fn matmul_on(
+        &self,
+        isa: Isa,
+        a: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        epilogue: Option<fn(&mut [f32])>,
+        out: &mut [f32],
+    ) {
+        let (n, k) = (self.n, self.k);
+        assert_eq!(a.len(), m * k, "activation size");
+        assert_eq!(out.len(), m * n, "output size");
+        if let Some(b) = bias {
+            assert_eq!(b.len(), n, "bias size");
+        }
+        if m == 0 || n == 0 {
+            return;
+        }
+        let isa = if isa.supported() { isa } else { Isa::Portable };
+        let kernel = Kernel::choose(self.precision(), isa);
+        let acts = ActPanels::pack(a, m, k, kernel.activations());
+        let plan = Plan::new(m, n, acts.panel_bytes());
+        let out_ptr = SendPtr(out.as_mut_ptr());
+        (0..plan.tasks()).into_par_iter().for_each(|t| {
+            let (panels, row_panels) = plan.tile(t);
+            for p in panels {
+                let cols = NR.min(n - p * NR);
+                let mut tile_bias = [0f32; NR];
+                if let Some(b) = bias {
+                    tile_bias[..cols].copy_from_slice(&b[p * NR..p * NR + cols]);
+                }
+                for q in row_panels.clone() {
+                    let rows = MR.min(m - q * MR);
+                    // SAFETY: the tile (rows q*MR.., columns p*NR..) lies inside `out` (m × n) and is written by
+                    // this task only: tasks own disjoint (row block, panel range) pairs.
+                    let c = unsafe { out_ptr.get().add(q * MR * n + p * NR) };
+                    let tile = Tile { c, ldc: n, rows, cols, bias: &tile_bias };
+                    kernel.run(&acts, q, &self.panels, p, &tile);
+                    // SAFETY: as above.
+                    unsafe { apply(epilogue, &tile) };
+                }
+            }
+        });
+    }
+}
+
+/// Runs `epilogue` over the valid part of `tile`.
+///
+/// # Safety
+/// As [`Tile::store`].
+#[inline]
+unsafe fn apply(epilogue: Option<fn(&mut [f32])>, tile: &Tile) {
+    if let Some(f) = epilogue {
+        for i in 0..tile.rows {
+            // SAFETY: row `i` of the tile (the caller's contract).
+            f(unsafe { std::slice::from_raw_parts_mut(tile.c.add(i * tile.ldc), tile.cols) });
+        }
+    }
+}
+
+/// How the output is split into parallel tasks: rows in blocks whose packed activations stay in a core's L2
+/// while it sweeps the weights; within a block, the output panels in a few tasks per thread.
+struct Plan {
+    m_panels: usize,
+    n_panels: usize,
+    block_panels: usize,
+    per_task: usize,
+    n_tasks: usize,
+    m_blocks: usize,
+}
+
+/// Bytes of packed activations per row block (a share of a core's L2, next to a weight panel).
+const A_BLOCK_BYTES: usize = 384 << 10;
+
+impl Plan {
+    fn new(m: usize, n: usize, a_panel_bytes: usize) -> Self {
+        let m_panels = m.div_ceil(MR);
+        let n_panels = n.div_ceil(NR);
+        let block_panels = (A_BLOCK_BYTES / a_panel_bytes.max(1)).clamp(1, m_panels);
+        let m_blocks = m_panels.div_ceil(block_panels);
+        let tasks = (rayon::current_num_threads() * 4).div_ceil(m_blocks).clamp(1, n_panels);
+        let per_task = n_panels.div_ceil(tasks);
+        let n_tasks = n_panels.div_ceil(per_task);
+        Self { m_panels, n_panels, block_panels, per_task, n_tasks, m_blocks }
+    }
+
+    fn tasks(&self) -> usize {
+        self.m_blocks * self.n_tasks
+    }
+
+    /// Task `t`'s output panels and row panels.
+    fn tile(&self, t: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (block, task) = (t / self.n_tasks, t % self.n_tasks);
+        let panels = task * self.per_task..((task + 1) * self.per_task).min(self.n_panels);
+        let rows = block * self.block_panels..((block + 1) * self.block_panels).min(self.m_panels);
+        (panels, rows)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint tiles through it (see `matmul_on`).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// Through a method, so that closures capture the wrapper (which is `Sync`) rather than the raw pointer.
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// A micro-kernel for one precision on one family; each is only chosen where the CPU has its instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    F32Portable,
+    F32Avx2,
+    F32Avx512,
+    Bf16Portable,
+    /// bf16 widened to f32 in registers, FMA products.
+    Bf16Avx2,
+    Bf16Avx512,
+    Int8Portable,
+    /// `vpsignb` + `vpmaddubsw` + `vpmaddwd`, exact for values in [-127, 127].
+    Int8Avx2,
+    Int8Vnni256,
+    Int8Vnni512,
+}
+
+impl Kernel {
+    fn choose(precision: Precision, isa: Isa) -> Kernel {
+        use Kernel::*;
+        match (precision, isa) {
+            (Precision::F32, Isa::Portable) => F32Portable,
+            (Precision::F32, Isa::Avx2 | Isa::Avx2Vnni) => F32Avx2,
+            (Precision::F32, Isa::Avx512) => F32Avx512,
+            (Precision::Bf16, Isa::Portable) => Bf16Portable,
+            (Precision::Bf16, Isa::Avx512) if isa.bf16_native() => Bf16Avx512,
+            (Precision::Bf16, _) => Bf16Avx2,
+            (Precision::Int8, Isa::Portable) => Int8Portable,
+            (Precision::Int8, _) if isa.vnni512() => Int8Vnni512,
+            (Precision::Int8, _) if isa.vnni256() => Int8Vnni256,
+            (Precision::Int8, _) => Int8Avx2,
+        }
+    }
+
+    /// How this kernel wants the activations packed.
+    fn activations(self) -> pack::ActLayout {
+        use Kernel::*;
+        match self {
+            F32Portable | F32Avx2 | F32Avx512 => pack::ActLayout::F32,
+            Bf16Portable | Bf16Avx512 => pack::ActLayout::Bf16Pairs,
+            Bf16Avx2 => pack::ActLayout::Bf16AsF32,
+            Int8Portable | Int8Avx2 | Int8Vnni256 | Int8Vnni512 => pack::ActLayout::Int8,
+        }
+    }
+
+    /// Computes output tile (row panel `q`, column panel `p`).
+    fn run(self, acts: &ActPanels, q: usize, weights: &WeightPanels, p: usize, tile: &Tile) {
+        use Kernel::*;
+        match (acts, weights) {
+            (ActPanels::F32 { data, k }, WeightPanels::F32(w)) => {
+                let (a, b) = (&data[q * k * MR..(q + 1) * k * MR], &w[p * k * NR..(p + 1) * k * NR]);
+                match self {
+                    // SAFETY: each kernel is chosen only where the CPU has its features; `tile` as `matmul_on`.
+                    F32Avx512 => unsafe { avx512::f32(*k, a, b, tile) },
+                    F32Avx2 => unsafe { avx2::f32(*k, a, b, tile) },
+                    _ => unsafe { portable::f32(*k, a, b, tile) },
+                }
+            }
+            (ActPanels::Bf16Pairs { data, k2 }, WeightPanels::Bf16 { data: w, .. }) => {
+                let (a, b) = (&data[q * k2 * MR..(q + 1) * k2 * MR], &w[p * k2 * NR * 2..(p + 1) * k2 * NR * 2]);
+                match self {
+                    // SAFETY: as above.
+                    Bf16Avx512 => unsafe { avx512::bf16(*k2, a, b, tile) },
+                    _ => unsafe { portable::bf16(*k2, a, b, tile) },
+                }
+            }
+            (ActPanels::Bf16AsF32 { data, k2 }, WeightPanels::Bf16 { data: w, .. }) => {
+                let a = &data[q * k2 * 2 * MR..(q + 1) * k2 * 2 * MR];
+                let b = &w[p * k2 * NR * 2..(p + 1) * k2 * NR * 2];
+                // SAFETY: as above (chosen only on AVX2 + FMA CPUs).
+                unsafe { avx2::bf16(*k2, a, b, tile) }
+            }
+            (ActPanels::Int8 { data, scales, k4 }, WeightPanels::Int8 { data: w, scales: ws, sums }) => {
+                let a = &data[q * k4 * MR..(q + 1) * k4 * MR];
+                let b = &w[p * k4 * NR * 4..(p + 1) * k4 * NR * 4];
+                let cols = p * NR..(p * NR + tile.cols);
+                let rows = q * MR..(q * MR + tile.rows);
+                let scale = pack::Int8Scales { rows: &scales[rows], cols: &ws[cols.clone()], sums: &sums[cols] };
+                let acc = match self {
+                    // SAFETY: as above.
+                    Int8Vnni512 => unsafe { avx512::int8_vnni(*k4, a, b, tile.rows) },
+                    Int8Vnni256 => unsafe { avx2::int8_vnni(*k4, a, b, tile.rows, tile.cols) },
+                    Int8Avx2 => unsafe { avx2::int8(*k4, a, b, tile.rows, tile.cols) },
+                    _ => portable::int8(*k4, a, b),
+                };
+                let offset = matches!(self, Int8Vnni512 | Int8Vnni256);
+                // SAFETY: `tile` as `matmul_on`.
+                unsafe { pack::dequantize(&acc, offset, &scale, tile) }
+            }
+            _ => unreachable!("activations are packed for the kernel that runs"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! The packed products on every kernel family this CPU runs, against a float64 reference; int8 bit for bit
+//! across families.
+
+use super::pack::{bf16_to_f32, f32_to_bf16};
+use super::*;
+use crate::models::kernels::isa;
+
+fn reference(a: &[f32], w: &[f32], m: usize, n: usize, k: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    let mut out = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let s: f64 = (0..k).map(|kk| a[i * k + kk] as f64 * w[j * k + kk] as f64).sum();
+            out[i * n + j] = s as f32 + bias.map_or(0.0, |b| b[j]);
+        }
+    }
+    out
+}
+
+fn pseudo(len: usize, seed: u32) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+const SHAPES: [(usize, usize, usize); 11] = [
+    (1, 1, 1),
+    (1, 70, 40),
+    (2, 40, 33),
+    (3, 33, 7),
+    (5, 17, 18),
+    (12, 32, 16),
+    (13, 65, 31),
+    (29, 100, 64),
+    (4, 7, 129),
+    (40, 96, 3),
+    (7, 48, 258),
+];
+
+fn product(isa: Isa, p: Precision, (m, n, k): (usize, usize, usize), bias: Option<&[f32]>) -> Vec<f32> {
+    let (a, w) = (pseudo(m * k, 1), pseudo(n * k, 2));
+    let mut got = vec![0f32; m * n];
+    PackedMatrix::pack(&w, n, k, p).matmul_on(isa, &a, m, bias, None, &mut got);
+    got
+}
+
+#[test]
+fn f32_products_match_a_float64_reference_on_every_family() {
+    for isa in isa::available() {
+        for shape @ (m, n, k) in SHAPES {
+            let bias = pseudo(n, 3);
+            let want = reference(&pseudo(m * k, 1), &pseudo(n * k, 2), m, n, k, Some(&bias));
+            for (g, r) in product(isa, Precision::F32, shape, Some(&bias)).iter().zip(&want) {
+                assert!((g - r).abs() <= 1e-4 * (1.0 + r.abs()), "{isa} f32 {m}x{n}x{k}: {g} vs {r}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bf16_products_match_the_rounded_reference_on_every_family() {
+    let round = |v: Vec<f32>| v.into_iter().map(|x| bf16_to_f32(f32_to_bf16(x))).collect::<Vec<_>>();
+    for isa in isa::available() {
+        for shape @ (m, n, k) in SHAPES {
+            let want = reference(&round(pseudo(m * k, 1)), &round(pseudo(n * k, 2)), m, n, k, None);
+            for (g, r) in product(isa, Precision::Bf16, shape, None).iter().zip(&want) {
+                assert!((g - r).abs() <= 1e-4 * (1.0 + (k as f32).sqrt()), "{isa} bf16 {m}x{n}x{k}: {g} vs {r}");
+            }
+        }
+    }
+}
+
+/// int8: the exact integer products of the quantised values, scaled once; every family gives the same bits.
+#[test]
+fn int8_products_are_exact_and_the_same_on_every_family() {
+    for shape @ (m, n, k) in SHAPES {
+        let (a, w) = (pseudo(m * k, 1), pseudo(n * k, 2));
+        let bias = pseudo(n, 3);
+        let quantised = |x: &[f32], rows: usize| -> (Vec<i32>, Vec<f32>) {
+            let mut q = Vec::new();
+            let mut scales = Vec::new();
+            for row in x.chunks(k).take(rows) {
+                let s = row.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+                q.extend(row.iter().map(|&v| (v * (1.0 / s)).round_ties_even().clamp(-127.0, 127.0) as i32));
+                scales.push(s);
+            }
+            (q, scales)
+        };
+        let ((qa, sa), (qw, sw)) = (quantised(&a, m), quantised(&w, n));
+        let want: Vec<f32> = (0..m * n)
+            .map(|ij| {
+                let (i, j) = (ij / n, ij % n);
+                let dot: i32 = (0..k).map(|kk| qa[i * k + kk] * qw[j * k + kk]).sum();
+                dot as f32 * (sa[i] * sw[j]) + bias[j]
+            })
+            .collect();
+        let exact = reference(&a, &w, m, n, k, Some(&bias));
+        for isa in isa::available() {
+            let got = product(isa, Precision::Int8, shape, Some(&bias));
+            assert_eq!(got, want, "{isa} int8 {m}x{n}x{k}");
+            for (g, r) in got.iter().zip(&exact) {
+                assert!((g - r).abs() <= 0.02 * (1.0 + (k as f32).sqrt()), "{isa} int8 {m}x{n}x{k}: {g} vs {r}");
+            }
+        }
+    }
+}
+
+#[test]
+fn int8_handles_zero_rows_and_extreme_values() {
+    let (m, n, k) = (3, 5, 8);
+    let mut a = vec![0f32; m * k];
+    a[k..2 * k].copy_from_slice(&[1e30, -1e30, 3.0, 0.0, -0.0, 1e-30, 2.0, -2.0]);
+    a[2 * k] = f32::NAN;
+    let w = pseudo(n * k, 9);
+    let packed = PackedMatrix::pack(&w, n, k, Precision::Int8);
+    for isa in isa::available() {
+        let mut out = vec![f32::NAN; m * n];
+        packed.matmul_on(isa, &a, m, None, None, &mut out);
+        assert!(out[..n].iter().all(|&v| v == 0.0), "{isa}: a zero row gives zeros");
+        assert!(out[n..2 * n].iter().all(|v| v.is_finite()), "{isa}: huge values stay finite");
+    }
+}
+
+#[test]
+fn the_fused_activation_runs_on_every_tile() {
+    let (m, n, k) = (14, 40, 9);
+    let (a, w) = (pseudo(m * k, 4), pseudo(n * k, 5));
+    for isa in isa::available() {
+        for p in [Precision::F32, Precision::Bf16, Precision::Int8] {
+            let packed = PackedMatrix::pack(&w, n, k, p);
+            let (mut plain, mut fused) = (vec![0f32; m * n], vec![0f32; m * n]);
+            packed.matmul_on(isa, &a, m, None, None, &mut plain);
+            packed.matmul_on(isa, &a, m, None, Some(crate::models::kernels::math::relu), &mut fused);
+            let want: Vec<f32> = plain.iter().map(|v| v.max(0.0)).collect();
+            assert_eq!(fused, want, "{isa} {p:?}");
+        }
+    }
+}
+
+#[test]
+fn bf16_rounds_to_nearest_even() {
+    assert_eq!(f32_to_bf16(1.0), 0x3f80);
+    assert_eq!(bf16_to_f32(f32_to_bf16(1.0 + 1.0 / 256.0)), 1.0);
+    assert_eq!(bf16_to_f32(f32_to_bf16(1.0 + 3.0 / 256.0)), 1.0 + 4.0 / 256.0);
+    assert!(bf16_to_f32(f32_to_bf16(f32::NAN)).is_nan());
+}
