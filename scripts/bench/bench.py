@@ -5,9 +5,12 @@ Every configuration runs in its own process (so that its peak memory is its own)
 ../shared/evaldata/mt/panl_news_test.id (or English references for T5), in consecutive batches, with every output
 forced to exactly --new-tokens tokens (min = max), so that all systems do the same work. Reported: target
 tokens/s, sentences/s, p50/p95 latency per sentence at batch 1, peak RSS, and token agreement with the reference
-(transformers) where the weights are the same.
+(transformers) where the weights are the same. --isa forces every worker onto one CPU kernel family (brief:
+BRIEF_CPU_ISA, CTranslate2: CT2_FORCE_CPU_ISA, and their GEMM libraries: see scripts/bench/isa.py); the results
+record it, with the ISA CTranslate2 reports it selected.
 
-Usage: bench.py [--quick] [--out bench-out]   (scripts/bench/run.sh builds what it needs first)
+Usage: bench.py [--quick] [--isa avx512|avx2-vnni|avx2|portable] [--out bench-out]
+       (scripts/bench/run.sh builds what it needs first)
 """
 import argparse
 import json
@@ -18,6 +21,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import isa as isa_env  # noqa: E402  (the --isa variables, shared with whole.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("BRIEF_SHARED") or ROOT / ".." / "shared").resolve()  # read-only data
@@ -94,7 +100,10 @@ def finish(cfg, outputs, seconds, batch_ms, load_ms):
 # ---- the driver ---------------------------------------------------------------------------------------------
 
 def measure(cfg, brief_bin):
-    env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS), OMP_NUM_THREADS=str(THREADS), PYTHONWARNINGS="ignore")
+    env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS), OMP_NUM_THREADS=str(THREADS), PYTHONWARNINGS="ignore",
+               **isa_env.env_for(cfg.get("isa")))
+    if cfg["system"] == "ctranslate2":
+        env["CT2_VERBOSE"] = "1"  # it logs the ISA and GEMM backends it selected; recorded below
     if cfg["system"] == "brief":
         cmd = [str(brief_bin), "--model", cfg["model"], "--input", cfg["input"], "--n", str(cfg["n"]),
                "--batch", str(cfg["batch"]), "--beams", str(cfg["beams"]), "--new-tokens", str(cfg["new_tokens"]),
@@ -114,6 +123,10 @@ def measure(cfg, brief_bin):
         raise SystemExit(f"{' '.join(cmd[:3])} failed:\n{err[-3000:]}")
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mib"] = usage.ru_maxrss / 1024
+    result["isa"] = cfg.get("isa") or "auto"
+    if cfg["system"] == "ctranslate2":
+        result["ct2"] = isa_env.ct2_reported(err)
+        result["isa"] = result["ct2"].get("isa", result["isa"])  # what CT2 says it selected
     result["wall_s"] = time.perf_counter() - before
     result.update({k: cfg[k] for k in ("model_name", "beams", "batch", "new_tokens")})
     per_sentence = [ms / cfg["batch"] for ms in result.pop("batch_ms")]
@@ -162,6 +175,8 @@ def main():
     parser.add_argument("--brief-precisions", default="f32", help="comma-separated brief precisions")
     parser.add_argument("--models", default="marian,t5")
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration (the median is reported)")
+    parser.add_argument("--isa", choices=isa_env.NAMES, help="force this CPU kernel family on every worker "
+                        "(default: each system its best)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda: brief and transformers on the GPU "
                         "(fp32 and fp16, beam 4, batch 64 and 1; brief precisions default to f32,f16)")
     args = parser.parse_args()
@@ -171,6 +186,7 @@ def main():
         print(json.dumps(fn(cfg)))
         return
 
+    isa_env.check(args.isa)
     out = Path(args.out)
     (out / "outputs").mkdir(parents=True, exist_ok=True)
     models = ROOT / "bench-out" / "models"  # where run.sh has make_models.py put them
@@ -213,7 +229,8 @@ def main():
                 for system, precision in runs:
                     tag = f"{name}-{system}-{precision}-b{beams}-n{batch}"
                     cfg = dict(suite, system=system, precision=precision, beams=beams, batch=batch, n=n, device=args.device,
-                               new_tokens=48, model_name=name, outputs=str(out / "outputs" / f"{tag}.jsonl"))
+                               new_tokens=48, model_name=name, outputs=str(out / "outputs" / f"{tag}.jsonl"),
+                               isa=args.isa)
                     measured[(system, precision)].append(measure(cfg, args.brief))
             for runs_of_one in measured.values():
                 ranked = sorted(runs_of_one, key=lambda r: r["tokens_per_s"])
@@ -240,7 +257,7 @@ def main():
                        "--n", "64" if not args.quick else "8", "--precision", precision, "--device", args.device]
                 if suite["prefix"]:
                     cmd += ["--prefix", suite["prefix"]]
-                env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
+                env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS), **isa_env.env_for(args.isa))
                 check = json.loads(subprocess.run(cmd, check=True, capture_output=True, env=env).stdout)
                 check["model_name"] = name
                 # Token agreement of whole beam/greedy runs with f32 (same weights, same inputs).
@@ -251,8 +268,8 @@ def main():
                         if f32.exists():
                             check[f"tokens_equal_b{r['beams']}_n{r['batch']}"] = agreement(f32, mine)["tokens_equal"]
                 precision_checks.append(check)
-    report = {"machine": machine(), "command": " ".join(sys.argv), "results": results,
-              "precision": precision_checks}
+    report = {"machine": machine(), "command": " ".join(sys.argv), "isa": args.isa or "auto",
+              "isa_env": isa_env.env_for(args.isa), "results": results, "precision": precision_checks}
     (out / "results.json").write_text(json.dumps(report, indent=1))
     (out / "results.md").write_text(markdown(report))
     print(markdown(report))
@@ -260,9 +277,10 @@ def main():
 
 def markdown(report):
     rows = report["results"]
-    lines = ["| model | system | precision | beams | batch | sentences | tok/s | sent/s | p50 ms | p95 ms | peak MiB | "
+    lines = [f"# brief, transformers and CTranslate2 at engine level, ISA {report.get('isa', 'auto')}", "",
+             "| model | system | precision | ISA | beams | batch | sentences | tok/s | sent/s | p50 ms | p95 ms | peak MiB | "
              "vs transformers | vs CT2 f32 | vs CT2 best | same tokens as transformers |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         peers = [p for p in rows if p["model_name"] == r["model_name"] and p["beams"] == r["beams"] and p["batch"] == r["batch"]]
         tf = next((p for p in peers if p["system"] == "transformers"), None)
@@ -272,7 +290,7 @@ def markdown(report):
         agree = r.get("agreement_with_transformers")
         same = f"{100 * agree['tokens_equal']:.1f}%" if agree else "–"
         lat = lambda v: f"{v:.1f}" if r["batch"] == 1 else "–"
-        lines.append(f"| {r['model_name']} | {r['system']} | {r['precision']} | {r['beams']} | {r['batch']} | {r['sentences']} | "
+        lines.append(f"| {r['model_name']} | {r['system']} | {r['precision']} | {r.get('isa', 'auto')} | {r['beams']} | {r['batch']} | {r['sentences']} | "
                      f"{r['tokens_per_s']:.1f} | {r['sentences_per_s']:.2f} | {lat(r['p50_ms'])} | {lat(r['p95_ms'])} | "
                      f"{r['peak_rss_mib']:.0f} | {ratio(tf)} | {ratio(ct)} | {ratio(best)} | {same} |")
     if report.get("precision"):

@@ -5,7 +5,7 @@
 Weights are drawn like the parity fixtures' (unit-scale, well separated logits), so that greedy and beam decisions
 are not knife-edge and systems running the same weights can be compared token by token.
 
-Usage: make_models.py OUT_DIR   (creates OUT_DIR/{opus-mt-id-en,flan-t5-base}{,-ct2})
+Usage: make_models.py OUT_DIR [opus] [flan]   (creates OUT_DIR/{opus-mt-id-en,flan-t5-base}{,-ct2}; default both)
 """
 import json
 import os
@@ -88,8 +88,9 @@ def main():
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "bench-out" / "models")
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
-    opus(out)
-    flan(out)
+    wanted = sys.argv[2:] or ["opus", "flan"]
+    for name in wanted:
+        {"opus": opus, "flan": flan}[name](out)
     print(f"models in {out}")
 
 
