@@ -1,6 +1,6 @@
 //! GFLOP/s (int8: GOP/s) of the packed kernels on every family this CPU runs, and of candle's matmul, on the
 //! shapes of a Marian decoder step.
-//! cargo run --release --example gemm [-- --isa avx2,portable] [--threads N]
+//! cargo run --release --example gemm [-- --isa avx2,portable] [--threads N] [--peak]
 use brief::models::kernels::{isa, Isa, PackedMatrix, Precision};
 use std::time::Instant;
 
@@ -13,6 +13,11 @@ fn main() -> anyhow::Result<()> {
     };
     if let Some(t) = value("--threads") {
         rayon::ThreadPoolBuilder::new().num_threads(t.parse()?).build_global()?;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if args.iter().any(|a| a == "--peak") {
+        peak();
+        return Ok(());
     }
     let shapes = [
         (128, 512, 512),
@@ -59,4 +64,52 @@ fn main() -> anyhow::Result<()> {
         println!(" {:>10.1}", flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
     }
     Ok(())
+}
+
+/// The FMA peak of this machine, measured: `--peak` runs independent FMA chains (enough to cover the latency)
+/// on every thread of the pool, for AVX-512 (16 lanes) and AVX2 (8 lanes).
+#[cfg(target_arch = "x86_64")]
+pub fn peak() {
+    use rayon::prelude::*;
+    use std::arch::x86_64::*;
+    const ITERS: usize = 100_000_000;
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2() -> f32 {
+        let mut acc = [_mm256_set1_ps(1.0); 12];
+        let (x, y) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+        for _ in 0..ITERS / 12 {
+            for a in acc.iter_mut() {
+                *a = _mm256_fmadd_ps(*a, x, y);
+            }
+        }
+        acc.iter().map(|&a| _mm256_cvtss_f32(a)).sum()
+    }
+    #[target_feature(enable = "avx512f")]
+    fn avx512() -> f32 {
+        let mut acc = [_mm512_set1_ps(1.0); 12];
+        let (x, y) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+        for _ in 0..ITERS / 12 {
+            for a in acc.iter_mut() {
+                *a = _mm512_fmadd_ps(*a, x, y);
+            }
+        }
+        acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum()
+    }
+    let threads = rayon::current_num_threads();
+    let run = |lanes: usize, f: &(dyn Fn() -> f32 + Sync)| {
+        let t = Instant::now();
+        let s: f32 = (0..threads).into_par_iter().map(|_| f()).sum();
+        let gflops = (threads * ITERS / 12 * 12 * lanes * 2) as f64 / t.elapsed().as_secs_f64() / 1e9;
+        (gflops, s)
+    };
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the features were detected.
+        let (g, _) = run(8, &|| unsafe { avx2() });
+        println!("AVX2 FMA peak, {threads} threads: {g:.1} GFLOP/s");
+    }
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: the feature was detected.
+        let (g, _) = run(16, &|| unsafe { avx512() });
+        println!("AVX-512 FMA peak, {threads} threads: {g:.1} GFLOP/s");
+    }
 }

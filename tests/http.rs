@@ -630,7 +630,7 @@ fn a_cached_text_changed_on_disk_is_recomputed_never_served() {
     assert_eq!(body["checks"]["cache"]["corrupt_dropped"], 1);
     let isa = brief::models::kernels::isa::active().describe();
     assert_eq!(body["runtime"], serde_json::json!({"cpu_isa": isa, "translate": "f32", "summarize": "f32"}));
-    assert!(server.log.lock().unwrap().contains("cached texts failed their checksum: dropped (never served)"));
+    assert!(server.logged("cached texts failed their checksum: dropped (never served)"));
 }
 
 /// Sets the file-size limit (`ulimit -f`) of a running process: writes beyond `bytes` then fail as on a full disk.
@@ -669,7 +669,7 @@ fn a_cache_that_cannot_be_written_degrades_health_but_every_request_is_answered(
     limit_file_size(server.child.id(), None);
     assert!(!translate(&server, &["Kereta cepat mulai beroperasi."])[0].1);
     assert_eq!(health(&server).1["status"], "ready");
-    assert!(server.log.lock().unwrap().contains("cache writes work again"));
+    assert!(server.logged("cache writes work again"));
     let made = ureq::post(&server.url("/v1/briefs")).send_json(json!({"text": article, "name": "a.txt"})).unwrap();
     assert_eq!(made.status(), 201);
 }
@@ -684,7 +684,7 @@ fn a_damaged_cache_file_is_moved_aside_at_start() {
     assert_eq!((status, body["status"].as_str()), (200, Some("ready")), "{body}");
     let aside = std::path::PathBuf::from(body["checks"]["cache"]["quarantined"].as_str().unwrap());
     assert_eq!(std::fs::read(&aside).unwrap(), garbage);
-    assert!(server.log.lock().unwrap().contains("the cache file is damaged: moved it aside"));
+    assert!(server.logged("the cache file is damaged: moved it aside"));
     let (text, _) = translate(&server, &["Harga beras naik lagi."]).remove(0);
     assert_eq!(translate(&server, &["Harga beras naik lagi."]), vec![(text, true)], "the fresh cache works");
 }
@@ -705,5 +705,5 @@ fn a_cache_that_cannot_be_opened_leaves_the_service_answering() {
     assert_eq!((status, error_type(&body)), (503, "unavailable"));
     let (status, _) = server.get("/");
     assert_eq!(status, 503);
-    assert!(server.log.lock().unwrap().contains("the cache cannot be opened: running without it"));
+    assert!(server.logged("the cache cannot be opened: running without it"));
 }

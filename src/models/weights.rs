@@ -1,6 +1,9 @@
 //! Reading checkpoint tensors: `model.safetensors` (single or sharded) or `pytorch_model.bin`, converted to one dtype.
+//! A safetensors file is indexed from its header and each tensor read when asked for, so that loading holds one
+//! tensor's original beside the model being built, not a second copy of the whole checkpoint.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Shape, Tensor};
@@ -70,9 +73,24 @@ pub fn shard_names(index: &Path) -> Result<Vec<String>, ModelError> {
     Ok(names.into_iter().collect())
 }
 
+/// Where a tensor's values are: in memory (pickled checkpoints), or at a place in a safetensors file.
+enum Stored {
+    Loaded(Tensor),
+    InFile { offset: u64, len: usize, dtype: DType, shape: Vec<usize> },
+}
+
+impl Stored {
+    fn dims(&self) -> &[usize] {
+        match self {
+            Stored::Loaded(t) => t.dims(),
+            Stored::InFile { shape, .. } => shape,
+        }
+    }
+}
+
 /// All tensors of a checkpoint, by name, with the file each came from.
 pub struct Weights {
-    tensors: HashMap<String, (Tensor, usize)>,
+    tensors: HashMap<String, (Stored, usize)>,
     files: Vec<PathBuf>,
     dtype: DType,
     device: Device,
@@ -83,14 +101,14 @@ impl Weights {
     pub fn load(files: &WeightFiles, dtype: DType, device: &Device) -> Result<Self, ModelError> {
         let mut tensors = HashMap::new();
         let mut paths = Vec::new();
-        let mut add = |path: &Path, list: Vec<(String, Tensor)>| {
+        let mut add = |path: &Path, list: Vec<(String, Stored)>| {
             paths.push(path.to_path_buf());
             for (name, t) in list {
                 tensors.insert(name, (t, paths.len() - 1));
             }
         };
         match files {
-            WeightFiles::Safetensors(p) => add(p, read_safetensors(p)?),
+            WeightFiles::Safetensors(p) => add(p, index_safetensors(p)?),
             WeightFiles::Sharded { shards, .. } => {
                 for p in shards {
                     if !p.is_file() {
@@ -99,7 +117,7 @@ impl Weights {
                             what: "a weight shard named by the index".into(),
                         });
                     }
-                    add(p, read_safetensors(p)?);
+                    add(p, index_safetensors(p)?);
                 }
             }
             WeightFiles::PytorchBin(p) => {
@@ -107,7 +125,7 @@ impl Weights {
                 if list.is_empty() {
                     return Err(ModelError::corrupt(p, "no tensors found".into()));
                 }
-                add(p, list)
+                add(p, list.into_iter().map(|(name, t)| (name, Stored::Loaded(t))).collect())
             }
         }
         Ok(Self { tensors, files: paths, dtype, device: device.clone() })
@@ -136,16 +154,20 @@ impl Weights {
             .tensors
             .get(name)
             .ok_or_else(|| ModelError::MissingTensor { path: self.describe_files(), name: name.to_string() })?;
-        if t.shape() != &shape {
+        let path = &self.files[*file];
+        if t.dims() != shape.dims() {
             return Err(ModelError::TensorShape {
-                path: self.files[*file].clone(),
+                path: path.clone(),
                 name: name.to_string(),
                 expected: shape.dims().to_vec(),
                 found: t.dims().to_vec(),
             });
         }
-        let t = t.to_dtype(self.dtype)?.to_device(&self.device)?;
-        Ok(t)
+        let t = match t {
+            Stored::Loaded(t) => t.clone(),
+            Stored::InFile { offset, len, dtype, shape } => read_tensor(path, *offset, *len, *dtype, shape)?,
+        };
+        Ok(t.to_dtype(self.dtype)?.to_device(&self.device)?)
     }
 
     /// The first of `names` that the checkpoint has.
@@ -155,31 +177,79 @@ impl Weights {
     }
 }
 
-fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>, ModelError> {
-    let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ModelError::corrupt(path, e.to_string()))?;
-    let mut out = Vec::with_capacity(st.len());
-    for (name, view) in st.tensors() {
-        let t =
-            tensor_from_view(&view).map_err(|reason| ModelError::corrupt(path, format!("tensor {name}: {reason}")))?;
-        out.push((name, t));
+/// The largest header a safetensors file may have (as the `safetensors` crate allows).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// One entry of a safetensors header.
+#[derive(Deserialize)]
+struct HeaderEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (u64, u64),
+}
+
+/// Reads the header of a safetensors file and checks that every tensor lies inside the file, has the size its
+/// dtype and shape imply, and that the data ends where the file does (as the `safetensors` crate checks).
+fn index_safetensors(path: &Path) -> Result<Vec<(String, Stored)>, ModelError> {
+    let corrupt = |reason: String| ModelError::corrupt(path, reason);
+    let mut file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+    let size = file.metadata().map_err(|e| ModelError::io(path, e))?.len();
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n).map_err(|_| corrupt(format!("{size} bytes: too short for a safetensors header")))?;
+    let n = u64::from_le_bytes(n);
+    if n > MAX_HEADER || 8 + n > size {
+        return Err(corrupt(format!("header of {n} bytes in a file of {size}")));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(|e| ModelError::io(path, e))?;
+    let entries: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| corrupt(format!("header: {e}")))?;
+    let data_len = size - 8 - n;
+    let mut end_of_data = 0;
+    let mut out = Vec::with_capacity(entries.len());
+    for (name, value) in entries.into_iter().filter(|(name, _)| name != "__metadata__") {
+        let bad = |why: String| corrupt(format!("tensor {name}: {why}"));
+        let e: HeaderEntry = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        let dtype = safetensors_dtype(&e.dtype).map_err(&bad)?;
+        let (start, end) = e.data_offsets;
+        let expected = e.shape.iter().try_fold(dtype.size_in_bytes(), |acc, &d| acc.checked_mul(d));
+        if start > end || end > data_len || expected != usize::try_from(end - start).ok() {
+            return Err(bad(format!(
+                "data {start}..{end} does not fit shape {:?} of {dtype:?} in {data_len} bytes",
+                e.shape
+            )));
+        }
+        end_of_data = end_of_data.max(end);
+        let len = (end - start) as usize;
+        out.push((name, Stored::InFile { offset: 8 + n + start, len, dtype, shape: e.shape }));
+    }
+    if end_of_data != data_len {
+        return Err(corrupt(format!("tensor data ends at byte {end_of_data} of {data_len}")));
     }
     Ok(out)
 }
 
-fn tensor_from_view(view: &safetensors::tensor::TensorView<'_>) -> Result<Tensor, String> {
-    use safetensors::Dtype as S;
-    let dtype = match view.dtype() {
-        S::F32 => DType::F32,
-        S::F16 => DType::F16,
-        S::BF16 => DType::BF16,
-        S::F64 => DType::F64,
-        S::I64 => DType::I64,
-        S::U8 => DType::U8,
-        S::U32 => DType::U32,
+fn safetensors_dtype(name: &str) -> Result<DType, String> {
+    Ok(match name {
+        "F32" => DType::F32,
+        "F16" => DType::F16,
+        "BF16" => DType::BF16,
+        "F64" => DType::F64,
+        "I64" => DType::I64,
+        "U8" => DType::U8,
+        "U32" => DType::U32,
         other => return Err(format!("dtype {other:?} is not supported")),
-    };
-    Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu).map_err(|e| e.to_string())
+    })
+}
+
+/// Reads one tensor's bytes from `path`.
+fn read_tensor(path: &Path, offset: u64, len: usize, dtype: DType, shape: &[usize]) -> Result<Tensor, ModelError> {
+    let mut file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+    let mut bytes = vec![0u8; len];
+    file.seek(SeekFrom::Start(offset))
+        .and_then(|_| file.read_exact(&mut bytes))
+        .map_err(|e| ModelError::io(path, e))?;
+    Ok(Tensor::from_raw_buffer(&bytes, dtype, shape, &Device::Cpu)?)
 }
 
 /// A digest of the weights: SHA-256 over each weight file's SHA-256. Files in the hub cache are named by their

@@ -87,6 +87,19 @@ impl Server {
         server
     }
 
+    /// Whether the server's log shows `text` within 10 s (the log is read from its stderr by another thread, so
+    /// a line can arrive after the answer that followed it).
+    pub fn logged(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log.lock().unwrap().contains(text) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }

@@ -11,6 +11,33 @@ use rayon::prelude::*;
 
 use super::isa::{self, Isa};
 
+/// Calls `$f::<C>(args)` for `C` = `$chunks` (1 to 16 registers per head row), so that the kernels keep a head's
+/// rows in registers rather than in an array on the stack.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! by_chunks {
+    ($chunks:expr, $f:ident, $($arg:expr),*) => {
+        match $chunks {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            5 => $f::<5>($($arg),*),
+            6 => $f::<6>($($arg),*),
+            7 => $f::<7>($($arg),*),
+            8 => $f::<8>($($arg),*),
+            9 => $f::<9>($($arg),*),
+            10 => $f::<10>($($arg),*),
+            11 => $f::<11>($($arg),*),
+            12 => $f::<12>($($arg),*),
+            13 => $f::<13>($($arg),*),
+            14 => $f::<14>($($arg),*),
+            15 => $f::<15>($($arg),*),
+            _ => $f::<16>($($arg),*),
+        }
+    };
+}
+
 /// A strided 4-d f32 view whose last dimension is contiguous; `strides` are those of the first three.
 #[derive(Clone, Copy)]
 pub struct View<'a> {
@@ -199,7 +226,7 @@ unsafe fn portable_pair(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32], ou
             sum += *s;
         }
         for s in row.iter_mut() {
-            *s /= sum;
+            *s = flush(*s / sum);
         }
         // SAFETY: in bounds, and this pair's alone (see `pair`).
         let orow = std::slice::from_raw_parts_mut(out.add((bi * m + mi) * h * d + hi * d), d);
@@ -210,6 +237,16 @@ unsafe fn portable_pair(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32], ou
                 *o = p.mul_add(val, *o);
             }
         }
+    }
+}
+
+/// Weights too small to matter become exactly 0 rather than subnormal (slow in every later product on Intel).
+#[inline(always)]
+fn flush(p: f32) -> f32 {
+    if p < f32::MIN_POSITIVE {
+        0.0
+    } else {
+        p
     }
 }
 
@@ -271,25 +308,33 @@ mod avx512 {
     /// AVX-512F present, `d` a multiple of 16 up to 256, and the views and `out` as for [`super::Kernel::pair`].
     #[target_feature(enable = "avx512f")]
     pub unsafe fn pair(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32], out: *mut f32) {
+        crate::by_chunks!(x.shape.d / 16, pair_c, x, bi, hi, scores, out)
+    }
+
+    /// [`pair`] for heads of `16·C` values: the query row and the output row live in `C` registers each.
+    ///
+    /// # Safety
+    /// As [`pair`], with `d = 16·C`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pair_c<const C: usize>(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32], out: *mut f32) {
         let Shape { h, m, n, d, .. } = x.shape;
-        scores_of(x, bi, hi, scores);
-        let chunks = d / 16;
+        scores_of::<C>(x, bi, hi, scores);
         for mi in 0..m {
             let row = &mut scores[mi * n..(mi + 1) * n];
             add_bias(x, bi, hi, mi, row);
             softmax(row);
             // out = Σ_j p_j v_j, the row's chunks held in registers.
-            let mut acc = [_mm512_setzero_ps(); 16];
+            let mut acc = [_mm512_setzero_ps(); C];
             let vp = x.v.data.as_ptr();
             for (j, &p) in row.iter().enumerate() {
                 let vj = vp.add(x.v.at(bi, hi, j));
                 let pv = _mm512_set1_ps(p);
-                for (c, a) in acc.iter_mut().enumerate().take(chunks) {
+                for (c, a) in acc.iter_mut().enumerate() {
                     *a = _mm512_fmadd_ps(pv, _mm512_loadu_ps(vj.add(c * 16)), *a);
                 }
             }
             let op = out.add((bi * m + mi) * h * d + hi * d);
-            for (c, &a) in acc.iter().enumerate().take(chunks) {
+            for (c, &a) in acc.iter().enumerate() {
                 _mm512_storeu_ps(op.add(c * 16), a);
             }
         }
@@ -315,7 +360,10 @@ mod avx512 {
         let sum = _mm512_set1_ps(_mm512_reduce_add_ps(sum));
         for at in (0..n).step_by(16) {
             let mask = lanes(at, n);
-            _mm512_mask_storeu_ps(p.add(at), mask, _mm512_div_ps(_mm512_maskz_loadu_ps(mask, p.add(at)), sum));
+            let w = _mm512_div_ps(_mm512_maskz_loadu_ps(mask, p.add(at)), sum);
+            // Weights too small to matter become exactly 0 rather than subnormal (see `super::flush`).
+            let w = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(w, _mm512_set1_ps(f32::MIN_POSITIVE)), w);
+            _mm512_mask_storeu_ps(p.add(at), mask, w);
         }
     }
 
@@ -324,15 +372,14 @@ mod avx512 {
     /// # Safety
     /// AVX-512F must be present, `d` a multiple of 16 up to 256, and the views as for [`super::Kernel::pair`].
     #[target_feature(enable = "avx512f")]
-    unsafe fn scores_of(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32]) {
+    unsafe fn scores_of<const C: usize>(x: &Inputs, bi: usize, hi: usize, scores: &mut [f32]) {
         let k = &x.k;
-        let Shape { m, n, d, .. } = x.shape;
-        let chunks = d / 16;
+        let Shape { m, n, .. } = x.shape;
         let kp = k.data.as_ptr();
         for mi in 0..m {
             let qp = x.q.data.as_ptr().add(x.q.at(bi, hi, mi));
-            let mut qr = [_mm512_setzero_ps(); 16];
-            for (c, r) in qr.iter_mut().enumerate().take(chunks) {
+            let mut qr = [_mm512_setzero_ps(); C];
+            for (c, r) in qr.iter_mut().enumerate() {
                 *r = _mm512_loadu_ps(qp.add(c * 16));
             }
             let row = &mut scores[mi * n..(mi + 1) * n];
@@ -340,7 +387,7 @@ mod avx512 {
             while j + 4 <= n {
                 let ks = [0, 1, 2, 3].map(|o| kp.add(k.at(bi, hi, j + o)));
                 let mut acc = [_mm512_setzero_ps(); 4];
-                for (c, &qc) in qr.iter().enumerate().take(chunks) {
+                for (c, &qc) in qr.iter().enumerate() {
                     for (a, kr) in acc.iter_mut().zip(ks) {
                         *a = _mm512_fmadd_ps(qc, _mm512_loadu_ps(kr.add(c * 16)), *a);
                     }
@@ -353,7 +400,7 @@ mod avx512 {
             for (jj, s) in row.iter_mut().enumerate().skip(j) {
                 let kr = kp.add(k.at(bi, hi, jj));
                 let mut a = _mm512_setzero_ps();
-                for (c, &qc) in qr.iter().enumerate().take(chunks) {
+                for (c, &qc) in qr.iter().enumerate() {
                     a = _mm512_fmadd_ps(qc, _mm512_loadu_ps(kr.add(c * 16)), a);
                 }
                 *s = _mm512_reduce_add_ps(a) * x.scale;

@@ -197,13 +197,16 @@ pub(crate) mod x86 {
     }
 
     /// `exp(d)` for `d ≤ 0`: `2^n · p(r)` with `d = n ln 2 + r`, a degree-6 polynomial on `|r| ≤ ln2/2`
-    /// (relative error below 2e-7), inputs under -87 flushed to 0.
+    /// (relative error below 2e-7), inputs under -87 (and NaN) give exactly 0.
     ///
     /// # Safety
     /// AVX-512F must be present.
     #[target_feature(enable = "avx512f")]
     #[inline]
     pub unsafe fn exp_neg(d: __m512) -> __m512 {
+        // Exactly 0 below -87 (as libm's exp gives 0 far below), never a subnormal: Intel CPUs take a slow
+        // microcode path for every product with one, and masked attention weights are all such products.
+        let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(d, _mm512_set1_ps(-87.0));
         let d = _mm512_max_ps(d, _mm512_set1_ps(-87.0));
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
             d,
@@ -218,7 +221,7 @@ pub(crate) mod x86 {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5));
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0));
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0));
-        _mm512_scalef_ps(p, n)
+        _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n))
     }
 
     /// The scan of [`super::top_k`]: one comparison per 16 values against the current threshold, the values

@@ -5,7 +5,7 @@
 //! because the quantised values stay in [-127, 127] (a pair sums to at most 2·127² < 2¹⁵).
 #![cfg_attr(not(target_arch = "x86_64"), allow(unused))]
 
-use super::{Tile, MR, NR};
+use super::{MR, NR};
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -37,30 +37,29 @@ fn halves(cols: usize) -> usize {
     }
 }
 
-/// f32 products of an activation panel (`[k][MR]`) and a weight panel (`[k][NR]`).
+/// Adds the f32 products of `k` steps of an activation panel (`[k][MR]`) and a weight panel (`[k][NR]`) to the
+/// first `rows` rows and `cols` columns of `acc`.
 ///
 /// # Safety
-/// AVX2 and FMA must be present; `tile` as [`Tile::store`].
+/// AVX2 and FMA must be present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn f32(k: usize, a: &[f32], b: &[f32], tile: &Tile) {
-    assert!(a.len() >= k * MR && b.len() >= k * NR, "panel sizes");
-    let mut acc = [[0f32; NR]; MR];
+pub unsafe fn f32(k: usize, a: &[f32], b: &[f32], acc: &mut [[f32; NR]; MR], rows: usize, cols: usize) {
+    assert!(a.len() >= k * MR && b.len() >= k * NR && rows <= MR, "panel sizes");
     let (ap, bp) = (a.as_ptr(), b.as_ptr());
     // SAFETY: the panels hold `k` steps (checked above); sub-tiles stay inside the MR × NR block.
     unsafe {
-        match tile.rows {
-            1 => f32_wide::<1>(k, ap, bp, &mut acc),
-            2 => f32_wide::<2>(k, ap, bp, &mut acc),
+        match rows {
+            1 => f32_wide::<1>(k, ap, bp, acc),
+            2 => f32_wide::<2>(k, ap, bp, acc),
             rows => {
                 for r0 in (0..rows).step_by(SUB) {
-                    for h in 0..halves(tile.cols) {
-                        by_rows!(rows - r0, f32_sub, k, ap, bp, r0, h, &mut acc);
+                    for h in 0..halves(cols) {
+                        by_rows!(rows - r0, f32_sub, k, ap, bp, r0, h, acc);
                     }
                 }
             }
         }
-        tile.store(&acc)
     }
 }
 
@@ -78,7 +77,7 @@ unsafe fn f32_sub<const R: usize>(
     h: usize,
     acc: &mut [[f32; NR]; MR],
 ) {
-    let mut c = [[_mm256_setzero_ps(); 2]; R];
+    let mut c: [[__m256; 2]; R] = std::array::from_fn(|i| load_half(&acc[r0 + i], h));
     for kk in 0..k {
         // SAFETY: step `kk < k` of each panel, rows and columns inside it.
         unsafe {
@@ -108,7 +107,9 @@ unsafe fn f32_sub<const R: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn f32_wide<const R: usize>(k: usize, ap: *const f32, bp: *const f32, acc: &mut [[f32; NR]; MR]) {
-    let mut c = [[_mm256_setzero_ps(); 4]; R];
+    // SAFETY: 8 values at `8·o` of a 32-value row.
+    let mut c: [[__m256; 4]; R] =
+        std::array::from_fn(|i| [0, 1, 2, 3].map(|o| unsafe { _mm256_loadu_ps(acc[i].as_ptr().add(8 * o)) }));
     for kk in 0..k {
         // SAFETY: step `kk < k` of each panel.
         unsafe {
@@ -134,20 +135,16 @@ unsafe fn f32_wide<const R: usize>(k: usize, ap: *const f32, bp: *const f32, acc
 /// odd), activations already rounded to bf16 and stored as f32 pairs (`[k2][MR][2]`).
 ///
 /// # Safety
-/// AVX2 and FMA must be present; `tile` as [`Tile::store`].
+/// AVX2 and FMA must be present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn bf16(k2: usize, a: &[f32], b: &[u16], tile: &Tile) {
-    assert!(a.len() >= 2 * k2 * MR && b.len() >= k2 * NR * 2, "panel sizes");
-    let mut acc = [[0f32; NR]; MR];
-    // SAFETY: the panels hold `k2` steps (checked above); sub-tiles stay inside the block.
-    unsafe {
-        for r0 in (0..tile.rows).step_by(SUB) {
-            for h in 0..halves(tile.cols) {
-                by_rows!(tile.rows - r0, bf16_sub, k2, a.as_ptr(), b.as_ptr(), r0, h, &mut acc);
-            }
+pub unsafe fn bf16(k2: usize, a: &[f32], b: &[u16], acc: &mut [[f32; NR]; MR], rows: usize, cols: usize) {
+    assert!(a.len() >= 2 * k2 * MR && b.len() >= k2 * NR * 2 && rows <= MR, "panel sizes");
+    for r0 in (0..rows).step_by(SUB) {
+        for h in 0..halves(cols) {
+            // SAFETY: the panels hold `k2` steps (checked above); sub-tiles stay inside the block.
+            unsafe { by_rows!(rows - r0, bf16_sub, k2, a.as_ptr(), b.as_ptr(), r0, h, acc) };
         }
-        tile.store(&acc)
     }
 }
 
@@ -163,7 +160,7 @@ unsafe fn bf16_sub<const R: usize>(
     h: usize,
     acc: &mut [[f32; NR]; MR],
 ) {
-    let mut c = [[_mm256_setzero_ps(); 2]; R];
+    let mut c: [[__m256; 2]; R] = std::array::from_fn(|i| load_half(&acc[r0 + i], h));
     let high = _mm256_set1_epi32(0xffff_0000u32 as i32);
     for kp in 0..k2 {
         // SAFETY: pair `kp < k2` of each panel, rows and columns inside it.
@@ -203,23 +200,21 @@ unsafe fn bf16_sub<const R: usize>(
 /// AVX2 must be present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn int8(k4: usize, a: &[u32], b: &[i8], rows: usize, cols: usize) -> [[i32; NR]; MR] {
+pub unsafe fn int8(k4: usize, a: &[u32], b: &[i8], acc: &mut [[i32; NR]; MR], rows: usize, cols: usize) {
     assert!(a.len() >= k4 * MR && b.len() >= k4 * NR * 4 && rows <= MR, "panel sizes");
-    let mut acc = [[0i32; NR]; MR];
     for r0 in (0..rows).step_by(SUB_INT8) {
         for h in 0..halves(cols) {
             // SAFETY: the panels hold `k4` steps (checked above); sub-tiles stay inside the block.
             unsafe {
                 match rows - r0 {
-                    1 => int8_sub::<1>(k4, a.as_ptr(), b.as_ptr(), r0, h, &mut acc),
-                    2 => int8_sub::<2>(k4, a.as_ptr(), b.as_ptr(), r0, h, &mut acc),
-                    3 => int8_sub::<3>(k4, a.as_ptr(), b.as_ptr(), r0, h, &mut acc),
-                    _ => int8_sub::<4>(k4, a.as_ptr(), b.as_ptr(), r0, h, &mut acc),
+                    1 => int8_sub::<1>(k4, a.as_ptr(), b.as_ptr(), r0, h, acc),
+                    2 => int8_sub::<2>(k4, a.as_ptr(), b.as_ptr(), r0, h, acc),
+                    3 => int8_sub::<3>(k4, a.as_ptr(), b.as_ptr(), r0, h, acc),
+                    _ => int8_sub::<4>(k4, a.as_ptr(), b.as_ptr(), r0, h, acc),
                 }
             }
         }
     }
-    acc
 }
 
 /// # Safety
@@ -234,7 +229,7 @@ unsafe fn int8_sub<const R: usize>(
     h: usize,
     acc: &mut [[i32; NR]; MR],
 ) {
-    let mut c = [[_mm256_setzero_si256(); 2]; R];
+    let mut c: [[__m256i; 2]; R] = std::array::from_fn(|i| load_i32(&acc[r0 + i], h));
     let ones = _mm256_set1_epi16(1);
     for kp in 0..k4 {
         // SAFETY: quad `kp < k4` of each panel, rows and columns inside it.
@@ -261,16 +256,14 @@ unsafe fn int8_sub<const R: usize>(
 /// AVX2 and AVX-VNNI must be present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avxvnni")]
-pub unsafe fn int8_vnni(k4: usize, a: &[u32], b: &[i8], rows: usize, cols: usize) -> [[i32; NR]; MR] {
+pub unsafe fn int8_vnni(k4: usize, a: &[u32], b: &[i8], acc: &mut [[i32; NR]; MR], rows: usize, cols: usize) {
     assert!(a.len() >= k4 * MR && b.len() >= k4 * NR * 4 && rows <= MR, "panel sizes");
-    let mut acc = [[0i32; NR]; MR];
     for r0 in (0..rows).step_by(SUB) {
         for h in 0..halves(cols) {
             // SAFETY: the panels hold `k4` steps (checked above); sub-tiles stay inside the block.
-            unsafe { by_rows!(rows - r0, vnni_sub, k4, a.as_ptr(), b.as_ptr(), r0, h, &mut acc) };
+            unsafe { by_rows!(rows - r0, vnni_sub, k4, a.as_ptr(), b.as_ptr(), r0, h, acc) };
         }
     }
-    acc
 }
 
 /// # Safety
@@ -285,7 +278,7 @@ unsafe fn vnni_sub<const R: usize>(
     h: usize,
     acc: &mut [[i32; NR]; MR],
 ) {
-    let mut c = [[_mm256_setzero_si256(); 2]; R];
+    let mut c: [[__m256i; 2]; R] = std::array::from_fn(|i| load_i32(&acc[r0 + i], h));
     let flip = _mm256_set1_epi32(0x8080_8080u32 as i32);
     for kp in 0..k4 {
         // SAFETY: quad `kp < k4` of each panel, rows and columns inside it.
@@ -300,6 +293,24 @@ unsafe fn vnni_sub<const R: usize>(
         }
     }
     store_i32(&c, r0, h, acc);
+}
+
+/// Columns `16h..16h + 16` of a row of sums, in two registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn load_half(row: &[f32; NR], h: usize) -> [__m256; 2] {
+    let half = &row[16 * h..16 * h + 16];
+    // SAFETY: `half` holds 16 values.
+    unsafe { [_mm256_loadu_ps(half.as_ptr()), _mm256_loadu_ps(half.as_ptr().add(8))] }
+}
+
+/// As [`load_half`], for i32 sums.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn load_i32(row: &[i32; NR], h: usize) -> [__m256i; 2] {
+    let half = &row[16 * h..16 * h + 16];
+    // SAFETY: `half` holds 16 values.
+    unsafe { [_mm256_loadu_si256(half.as_ptr() as *const _), _mm256_loadu_si256(half.as_ptr().add(8) as *const _)] }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -320,24 +331,24 @@ fn store_i32<const R: usize>(c: &[[__m256i; 2]; R], r0: usize, h: usize, acc: &m
 /// # Safety
 /// Never called: it panics.
 #[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn f32(_: usize, _: &[f32], _: &[f32], _: &Tile) {
+pub unsafe fn f32(_: usize, _: &[f32], _: &[f32], _: &mut [[f32; NR]; MR], _: usize, _: usize) {
     unreachable!("AVX2 kernels exist on x86-64 only")
 }
 /// # Safety
 /// Never called: it panics.
 #[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn bf16(_: usize, _: &[f32], _: &[u16], _: &Tile) {
+pub unsafe fn bf16(_: usize, _: &[f32], _: &[u16], _: &mut [[f32; NR]; MR], _: usize, _: usize) {
     unreachable!("AVX2 kernels exist on x86-64 only")
 }
 /// # Safety
 /// Never called: it panics.
 #[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn int8(_: usize, _: &[u32], _: &[i8], _: usize, _: usize) -> [[i32; NR]; MR] {
+pub unsafe fn int8(_: usize, _: &[u32], _: &[i8], _: &mut [[i32; NR]; MR], _: usize, _: usize) {
     unreachable!("AVX2 kernels exist on x86-64 only")
 }
 /// # Safety
 /// Never called: it panics.
 #[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn int8_vnni(_: usize, _: &[u32], _: &[i8], _: usize, _: usize) -> [[i32; NR]; MR] {
+pub unsafe fn int8_vnni(_: usize, _: &[u32], _: &[i8], _: &mut [[i32; NR]; MR], _: usize, _: usize) {
     unreachable!("AVX2 kernels exist on x86-64 only")
 }

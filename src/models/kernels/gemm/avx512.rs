@@ -1,13 +1,14 @@
 //! AVX-512 micro-kernels: `R` rows × 32 columns in `2R` zmm registers (R is 12, or fewer for small batches,
-//! which are memory bound): f32 FMA, bf16 `vdpbf16ps` (AVX512-BF16) and int8 `vpdpbusd` (AVX512-VNNI).
+//! which are memory bound), adding a block of k steps to the sums of a tile: f32 FMA, bf16 `vdpbf16ps`
+//! (AVX512-BF16) and int8 `vpdpbusd` (AVX512-VNNI).
 #![cfg_attr(not(target_arch = "x86_64"), allow(unused))]
 
-use super::{Tile, MR, NR};
+use super::{MR, NR};
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// Rows handled by one call of a tile function for `rows` valid rows: 1, 2, 4 or a full `MR`.
+/// Calls `$f::<R>` for the rows handled by one call: 1, 2, 4 or a full `MR`.
 macro_rules! by_rows {
     ($rows:expr, $f:ident, $($arg:expr),*) => {
         match $rows {
@@ -19,29 +20,27 @@ macro_rules! by_rows {
     };
 }
 
-/// f32 products of an activation panel (`[k][MR]`) and a weight panel (`[k][NR]`).
+/// Adds the f32 products of `steps` steps of an activation panel (`[k][MR]`) and a weight panel (`[k][NR]`) to
+/// the first `rows` rows of `acc`.
 ///
 /// # Safety
-/// AVX-512F must be present; `tile` as [`Tile::store`].
+/// AVX-512F must be present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub unsafe fn f32(k: usize, a: &[f32], b: &[f32], tile: &Tile) {
-    assert!(a.len() >= k * MR && b.len() >= k * NR, "panel sizes");
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    // SAFETY: the panels hold `k` steps (checked above).
-    unsafe { by_rows!(tile.rows, f32_tile, k, a.as_ptr(), b.as_ptr(), &mut acc) };
-    // SAFETY: the caller's contract.
-    unsafe { finish(&acc, tile) }
+pub unsafe fn f32(steps: usize, a: &[f32], b: &[f32], acc: &mut [[f32; NR]; MR], rows: usize) {
+    assert!(a.len() >= steps * MR && b.len() >= steps * NR, "panel sizes");
+    // SAFETY: the panels hold `steps` steps (checked above).
+    unsafe { by_rows!(rows, f32_tile, steps, a.as_ptr(), b.as_ptr(), acc) }
 }
 
 /// # Safety
-/// `ap` and `bp` point to panels of `k` steps.
+/// `ap` and `bp` point to panels of `steps` steps.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn f32_tile<const R: usize>(k: usize, ap: *const f32, bp: *const f32, acc: &mut [[__m512; 2]; MR]) {
-    let mut c = [[_mm512_setzero_ps(); 2]; R];
-    for kk in 0..k {
-        // SAFETY: step `kk < k` of each panel.
+unsafe fn f32_tile<const R: usize>(steps: usize, ap: *const f32, bp: *const f32, acc: &mut [[f32; NR]; MR]) {
+    let mut c: [[__m512; 2]; R] = std::array::from_fn(|i| load_f32(&acc[i]));
+    for kk in 0..steps {
+        // SAFETY: step `kk < steps` of each panel.
         unsafe {
             let w0 = _mm512_loadu_ps(bp.add(kk * NR));
             let w1 = _mm512_loadu_ps(bp.add(kk * NR + 16));
@@ -52,32 +51,48 @@ unsafe fn f32_tile<const R: usize>(k: usize, ap: *const f32, bp: *const f32, acc
             }
         }
     }
-    acc[..R].copy_from_slice(&c);
+    for (row, ci) in acc.iter_mut().zip(&c) {
+        store_f32(row, ci);
+    }
 }
 
-/// bf16 products of packed pairs (`[k2][MR]` and `[k2][NR][2]`) with `vdpbf16ps`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn load_f32(row: &[f32; NR]) -> [__m512; 2] {
+    // SAFETY: a row holds 32 values, two registers' worth.
+    unsafe { [_mm512_loadu_ps(row.as_ptr()), _mm512_loadu_ps(row.as_ptr().add(16))] }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn store_f32(row: &mut [f32; NR], c: &[__m512; 2]) {
+    // SAFETY: as in `load_f32`.
+    unsafe {
+        _mm512_storeu_ps(row.as_mut_ptr(), c[0]);
+        _mm512_storeu_ps(row.as_mut_ptr().add(16), c[1]);
+    }
+}
+
+/// Adds the bf16 products of packed pairs (`[k2][MR]` and `[k2][NR][2]`), with `vdpbf16ps`, to `acc`.
 ///
 /// # Safety
-/// AVX-512F and AVX512-BF16 must be present; `tile` as [`Tile::store`].
+/// AVX-512F and AVX512-BF16 must be present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-pub unsafe fn bf16(k2: usize, a: &[u32], b: &[u16], tile: &Tile) {
-    assert!(a.len() >= k2 * MR && b.len() >= k2 * NR * 2, "panel sizes");
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    // SAFETY: the panels hold `k2` steps (checked above).
-    unsafe { by_rows!(tile.rows, bf16_tile, k2, a.as_ptr(), b.as_ptr(), &mut acc) };
-    // SAFETY: the caller's contract.
-    unsafe { finish(&acc, tile) }
+pub unsafe fn bf16(steps: usize, a: &[u32], b: &[u16], acc: &mut [[f32; NR]; MR], rows: usize) {
+    assert!(a.len() >= steps * MR && b.len() >= steps * NR * 2, "panel sizes");
+    // SAFETY: the panels hold `steps` steps (checked above).
+    unsafe { by_rows!(rows, bf16_tile, steps, a.as_ptr(), b.as_ptr(), acc) }
 }
 
 /// # Safety
-/// `ap` and `bp` point to panels of `k2` steps.
+/// `ap` and `bp` point to panels of `steps` pairs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn bf16_tile<const R: usize>(k2: usize, ap: *const u32, bp: *const u16, acc: &mut [[__m512; 2]; MR]) {
-    let mut c = [[_mm512_setzero_ps(); 2]; R];
-    for kp in 0..k2 {
-        // SAFETY: step `kp < k2` of each panel; the transmutes reinterpret 512 bits as 32 bf16.
+unsafe fn bf16_tile<const R: usize>(steps: usize, ap: *const u32, bp: *const u16, acc: &mut [[f32; NR]; MR]) {
+    let mut c: [[__m512; 2]; R] = std::array::from_fn(|i| load_f32(&acc[i]));
+    for kp in 0..steps {
+        // SAFETY: step `kp < steps` of each panel; the transmutes reinterpret 512 bits as 32 bf16.
         unsafe {
             let w0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(kp * NR * 2) as *const _));
             let w1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(kp * NR * 2 + 32) as *const _));
@@ -88,41 +103,38 @@ unsafe fn bf16_tile<const R: usize>(k2: usize, ap: *const u32, bp: *const u16, a
             }
         }
     }
-    acc[..R].copy_from_slice(&c);
+    for (row, ci) in acc.iter_mut().zip(&c) {
+        store_f32(row, ci);
+    }
 }
 
-/// Exact i32 sums of int8 quads with `vpdpbusd`: the activations are offset to unsigned (`q + 128`, by
-/// flipping the sign bit), which [`super::pack::dequantize`] takes back out with the weights' sums.
+/// Adds the exact i32 sums of int8 quads, with `vpdpbusd`, to `acc`: the activations are offset to unsigned
+/// (`q + 128`, by flipping the sign bit), which [`super::pack::dequantize`] takes back out with the weights'
+/// sums.
 ///
 /// # Safety
 /// AVX-512F and AVX512-VNNI must be present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
-pub unsafe fn int8_vnni(k4: usize, a: &[u32], b: &[i8], rows: usize) -> [[i32; NR]; MR] {
-    assert!(a.len() >= k4 * MR && b.len() >= k4 * NR * 4, "panel sizes");
-    let mut acc = [[_mm512_setzero_si512(); 2]; MR];
-    // SAFETY: the panels hold `k4` steps (checked above).
-    unsafe { by_rows!(rows, int8_tile, k4, a.as_ptr(), b.as_ptr(), &mut acc) };
-    let mut out = [[0i32; NR]; MR];
-    for (o, c) in out.iter_mut().zip(&acc) {
-        // SAFETY: each row of `out` holds 32 i32, two registers' worth.
-        unsafe {
-            _mm512_storeu_si512(o.as_mut_ptr() as *mut _, c[0]);
-            _mm512_storeu_si512(o.as_mut_ptr().add(16) as *mut _, c[1]);
-        }
-    }
-    out
+pub unsafe fn int8_vnni(steps: usize, a: &[u32], b: &[i8], acc: &mut [[i32; NR]; MR], rows: usize) {
+    assert!(a.len() >= steps * MR && b.len() >= steps * NR * 4, "panel sizes");
+    // SAFETY: the panels hold `steps` steps (checked above).
+    unsafe { by_rows!(rows, int8_tile, steps, a.as_ptr(), b.as_ptr(), acc) }
 }
 
 /// # Safety
-/// `ap` and `bp` point to panels of `k4` steps.
+/// `ap` and `bp` point to panels of `steps` quads.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn int8_tile<const R: usize>(k4: usize, ap: *const u32, bp: *const i8, acc: &mut [[__m512i; 2]; MR]) {
-    let mut c = [[_mm512_setzero_si512(); 2]; R];
+unsafe fn int8_tile<const R: usize>(steps: usize, ap: *const u32, bp: *const i8, acc: &mut [[i32; NR]; MR]) {
+    // SAFETY (both closures): a row holds 32 i32, two registers' worth.
+    let load = |row: &[i32; NR]| unsafe {
+        [_mm512_loadu_si512(row.as_ptr() as *const _), _mm512_loadu_si512(row.as_ptr().add(16) as *const _)]
+    };
+    let mut c: [[__m512i; 2]; R] = std::array::from_fn(|i| load(&acc[i]));
     let flip = _mm512_set1_epi32(0x8080_8080u32 as i32);
-    for kp in 0..k4 {
-        // SAFETY: step `kp < k4` of each panel.
+    for kp in 0..steps {
+        // SAFETY: step `kp < steps` of each panel.
         unsafe {
             let w0 = _mm512_loadu_si512(bp.add(kp * NR * 4) as *const _);
             let w1 = _mm512_loadu_si512(bp.add(kp * NR * 4 + 64) as *const _);
@@ -133,31 +145,11 @@ unsafe fn int8_tile<const R: usize>(k4: usize, ap: *const u32, bp: *const i8, ac
             }
         }
     }
-    acc[..R].copy_from_slice(&c);
-}
-
-/// Adds the bias and stores the valid part of the tile with masks.
-///
-/// # Safety
-/// AVX-512F must be present; `tile` as [`Tile::store`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn finish(acc: &[[__m512; 2]; MR], tile: &Tile) {
-    let lanes = |from: usize| -> __mmask16 {
-        let left = tile.cols.saturating_sub(from).min(16);
-        ((1u32 << left) - 1) as u16
-    };
-    let (m0, m1) = (lanes(0), lanes(16));
-    // SAFETY: the bias holds NR = 32 values.
-    let (b0, b1) = unsafe { (_mm512_loadu_ps(tile.bias.as_ptr()), _mm512_loadu_ps(tile.bias.as_ptr().add(16))) };
-    for (i, row) in acc.iter().enumerate().take(tile.rows) {
-        // SAFETY: row `i < rows` of the tile, the masks keep its `cols` columns (the caller's contract).
+    for (row, ci) in acc.iter_mut().zip(&c) {
+        // SAFETY: as in `load`.
         unsafe {
-            let out = tile.c.add(i * tile.ldc);
-            _mm512_mask_storeu_ps(out, m0, _mm512_add_ps(row[0], b0));
-            if m1 != 0 {
-                _mm512_mask_storeu_ps(out.add(16), m1, _mm512_add_ps(row[1], b1));
-            }
+            _mm512_storeu_si512(row.as_mut_ptr() as *mut _, ci[0]);
+            _mm512_storeu_si512(row.as_mut_ptr().add(16) as *mut _, ci[1]);
         }
     }
 }
@@ -167,18 +159,18 @@ unsafe fn finish(acc: &[[__m512; 2]; MR], tile: &Tile) {
 /// # Safety
 /// Never called: it panics.
 #[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn f32(_: usize, _: &[f32], _: &[f32], _: &Tile) {
+pub unsafe fn f32(_: usize, _: &[f32], _: &[f32], _: &mut [[f32; NR]; MR], _: usize) {
     unreachable!("AVX-512 kernels exist on x86-64 only")
 }
 /// # Safety
 /// Never called: it panics.
 #[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn bf16(_: usize, _: &[u32], _: &[u16], _: &Tile) {
+pub unsafe fn bf16(_: usize, _: &[u32], _: &[u16], _: &mut [[f32; NR]; MR], _: usize) {
     unreachable!("AVX-512 kernels exist on x86-64 only")
 }
 /// # Safety
 /// Never called: it panics.
 #[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn int8_vnni(_: usize, _: &[u32], _: &[i8], _: usize) -> [[i32; NR]; MR] {
+pub unsafe fn int8_vnni(_: usize, _: &[u32], _: &[i8], _: &mut [[i32; NR]; MR], _: usize) {
     unreachable!("AVX-512 kernels exist on x86-64 only")
 }

@@ -148,26 +148,92 @@ impl PackedMatrix {
         let acts = ActPanels::pack(a, m, k, kernel.activations());
         let plan = Plan::new(m, n, acts.panel_bytes());
         let out_ptr = SendPtr(out.as_mut_ptr());
+        let steps = acts.steps();
         (0..plan.tasks()).into_par_iter().for_each(|t| {
             let (panels, row_panels) = plan.tile(t);
+            let mut acc = Accumulators::new(kernel, row_panels.len());
             for p in panels {
                 let cols = NR.min(n - p * NR);
+                acc.clear();
+                // Over k in blocks whose weight panel stays in L1 while every row panel of the task reads it; the
+                // sums go on in the same order (f32 partial sums kept exactly between blocks).
+                for k0 in (0..steps).step_by(K_BLOCK) {
+                    let ks = k0..steps.min(k0 + K_BLOCK);
+                    for (i, q) in row_panels.clone().enumerate() {
+                        let rows = MR.min(m - q * MR);
+                        kernel.accumulate(&acts, q, &self.panels, p, ks.clone(), &mut acc, i, (rows, cols));
+                    }
+                }
                 let mut tile_bias = [0f32; NR];
                 if let Some(b) = bias {
                     tile_bias[..cols].copy_from_slice(&b[p * NR..p * NR + cols]);
                 }
-                for q in row_panels.clone() {
+                for (i, q) in row_panels.clone().enumerate() {
                     let rows = MR.min(m - q * MR);
                     // SAFETY: the tile (rows q*MR.., columns p*NR..) lies inside `out` (m × n) and is written by
                     // this task only: tasks own disjoint (row block, panel range) pairs.
                     let c = unsafe { out_ptr.get().add(q * MR * n + p * NR) };
                     let tile = Tile { c, ldc: n, rows, cols, bias: &tile_bias };
-                    kernel.run(&acts, q, &self.panels, p, &tile);
                     // SAFETY: as above.
-                    unsafe { apply(epilogue, &tile) };
+                    unsafe {
+                        acc.finish(i, (&acts, q), (&self.panels, p), kernel.offsets(), &tile);
+                        apply(epilogue, &tile);
+                    }
                 }
             }
         });
+    }
+}
+
+/// k steps (k, k pairs or k quads) per block: 128 steps of a 32-column weight panel take 16 KiB in every
+/// precision, a third of a core's L1.
+const K_BLOCK: usize = 128;
+
+/// The running sums of a task's tiles, one `MR × NR` block per row panel.
+enum Accumulators {
+    F32(Vec<[[f32; NR]; MR]>),
+    I32(Vec<[[i32; NR]; MR]>),
+}
+
+impl Accumulators {
+    fn new(kernel: Kernel, tiles: usize) -> Self {
+        match kernel.activations() {
+            pack::ActLayout::Int8 => Accumulators::I32(vec![[[0; NR]; MR]; tiles]),
+            _ => Accumulators::F32(vec![[[0.0; NR]; MR]; tiles]),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Accumulators::F32(v) => v.iter_mut().for_each(|t| *t = [[0.0; NR]; MR]),
+            Accumulators::I32(v) => v.iter_mut().for_each(|t| *t = [[0; NR]; MR]),
+        }
+    }
+
+    /// Writes tile `i`'s sums to the output: bias added, int8 dequantised.
+    ///
+    /// # Safety
+    /// As [`Tile::store`].
+    unsafe fn finish(
+        &self,
+        i: usize,
+        (acts, q): (&ActPanels, usize),
+        (weights, p): (&WeightPanels, usize),
+        offset: bool,
+        tile: &Tile,
+    ) {
+        match (self, acts, weights) {
+            // SAFETY: the caller's contract.
+            (Accumulators::F32(v), _, _) => unsafe { tile.store(&v[i]) },
+            (Accumulators::I32(v), ActPanels::Int8 { scales, .. }, WeightPanels::Int8 { scales: ws, sums, .. }) => {
+                let cols = p * NR..(p * NR + tile.cols);
+                let rows = q * MR..(q * MR + tile.rows);
+                let scale = pack::Int8Scales { rows: &scales[rows], cols: &ws[cols.clone()], sums: &sums[cols] };
+                // SAFETY: the caller's contract.
+                unsafe { pack::dequantize(&v[i], offset, &scale, tile) }
+            }
+            _ => unreachable!("int8 sums come with int8 panels"),
+        }
     }
 }
 
@@ -282,49 +348,61 @@ impl Kernel {
         }
     }
 
-    /// Computes output tile (row panel `q`, column panel `p`).
-    fn run(self, acts: &ActPanels, q: usize, weights: &WeightPanels, p: usize, tile: &Tile) {
+    /// Whether the kernel multiplies activations offset to unsigned (`q + 128`, for `vpdpbusd`).
+    fn offsets(self) -> bool {
+        matches!(self, Kernel::Int8Vnni512 | Kernel::Int8Vnni256)
+    }
+
+    /// Adds the products of k steps `ks` of row panel `q` and column panel `p` to tile `i` of `acc`.
+    #[allow(clippy::too_many_arguments)] // the two panels, the k range and the tile, as the driver holds them
+    fn accumulate(
+        self,
+        acts: &ActPanels,
+        q: usize,
+        weights: &WeightPanels,
+        p: usize,
+        ks: std::ops::Range<usize>,
+        acc: &mut Accumulators,
+        i: usize,
+        (rows, cols): (usize, usize),
+    ) {
         use Kernel::*;
-        match (acts, weights) {
-            (ActPanels::F32 { data, k }, WeightPanels::F32(w)) => {
-                let (a, b) = (&data[q * k * MR..(q + 1) * k * MR], &w[p * k * NR..(p + 1) * k * NR]);
+        let steps = ks.len();
+        // Step `s` of row panel `q` / column panel `p`, `wa`/`wb` values a step.
+        let a_at = |per: usize, wa: usize| (q * per + ks.start) * wa..(q * per + ks.end) * wa;
+        let b_at = |per: usize, wb: usize| (p * per + ks.start) * wb..(p * per + ks.end) * wb;
+        match (acts, weights, acc) {
+            (ActPanels::F32 { data, k }, WeightPanels::F32(w), Accumulators::F32(acc)) => {
+                let (a, b, acc) = (&data[a_at(*k, MR)], &w[b_at(*k, NR)], &mut acc[i]);
                 match self {
-                    // SAFETY: each kernel is chosen only where the CPU has its features; `tile` as `matmul_on`.
-                    F32Avx512 => unsafe { avx512::f32(*k, a, b, tile) },
-                    F32Avx2 => unsafe { avx2::f32(*k, a, b, tile) },
-                    _ => unsafe { portable::f32(*k, a, b, tile) },
+                    // SAFETY: each kernel is chosen only where the CPU has its features.
+                    F32Avx512 => unsafe { avx512::f32(steps, a, b, acc, rows) },
+                    F32Avx2 => unsafe { avx2::f32(steps, a, b, acc, rows, cols) },
+                    _ => portable::f32(steps, a, b, acc),
                 }
             }
-            (ActPanels::Bf16Pairs { data, k2 }, WeightPanels::Bf16 { data: w, .. }) => {
-                let (a, b) = (&data[q * k2 * MR..(q + 1) * k2 * MR], &w[p * k2 * NR * 2..(p + 1) * k2 * NR * 2]);
+            (ActPanels::Bf16Pairs { data, k2 }, WeightPanels::Bf16 { data: w }, Accumulators::F32(acc)) => {
+                let (a, b, acc) = (&data[a_at(*k2, MR)], &w[b_at(*k2, NR * 2)], &mut acc[i]);
                 match self {
                     // SAFETY: as above.
-                    Bf16Avx512 => unsafe { avx512::bf16(*k2, a, b, tile) },
-                    _ => unsafe { portable::bf16(*k2, a, b, tile) },
+                    Bf16Avx512 => unsafe { avx512::bf16(steps, a, b, acc, rows) },
+                    _ => portable::bf16(steps, a, b, acc),
                 }
             }
-            (ActPanels::Bf16AsF32 { data, k2 }, WeightPanels::Bf16 { data: w, .. }) => {
-                let a = &data[q * k2 * 2 * MR..(q + 1) * k2 * 2 * MR];
-                let b = &w[p * k2 * NR * 2..(p + 1) * k2 * NR * 2];
+            (ActPanels::Bf16AsF32 { data, k2 }, WeightPanels::Bf16 { data: w }, Accumulators::F32(acc)) => {
+                let (a, b, acc) = (&data[a_at(*k2, MR * 2)], &w[b_at(*k2, NR * 2)], &mut acc[i]);
                 // SAFETY: as above (chosen only on AVX2 + FMA CPUs).
-                unsafe { avx2::bf16(*k2, a, b, tile) }
+                unsafe { avx2::bf16(steps, a, b, acc, rows, cols) }
             }
-            (ActPanels::Int8 { data, scales, k4 }, WeightPanels::Int8 { data: w, scales: ws, sums }) => {
-                let a = &data[q * k4 * MR..(q + 1) * k4 * MR];
-                let b = &w[p * k4 * NR * 4..(p + 1) * k4 * NR * 4];
-                let cols = p * NR..(p * NR + tile.cols);
-                let rows = q * MR..(q * MR + tile.rows);
-                let scale = pack::Int8Scales { rows: &scales[rows], cols: &ws[cols.clone()], sums: &sums[cols] };
-                let acc = match self {
+            (ActPanels::Int8 { data, k4, .. }, WeightPanels::Int8 { data: w, .. }, Accumulators::I32(acc)) => {
+                let (a, b, acc) = (&data[a_at(*k4, MR)], &w[b_at(*k4, NR * 4)], &mut acc[i]);
+                match self {
                     // SAFETY: as above.
-                    Int8Vnni512 => unsafe { avx512::int8_vnni(*k4, a, b, tile.rows) },
-                    Int8Vnni256 => unsafe { avx2::int8_vnni(*k4, a, b, tile.rows, tile.cols) },
-                    Int8Avx2 => unsafe { avx2::int8(*k4, a, b, tile.rows, tile.cols) },
-                    _ => portable::int8(*k4, a, b),
-                };
-                let offset = matches!(self, Int8Vnni512 | Int8Vnni256);
-                // SAFETY: `tile` as `matmul_on`.
-                unsafe { pack::dequantize(&acc, offset, &scale, tile) }
+                    Int8Vnni512 => unsafe { avx512::int8_vnni(steps, a, b, acc, rows) },
+                    Int8Vnni256 => unsafe { avx2::int8_vnni(steps, a, b, acc, rows, cols) },
+                    Int8Avx2 => unsafe { avx2::int8(steps, a, b, acc, rows, cols) },
+                    _ => portable::int8(steps, a, b, acc),
+                }
             }
             _ => unreachable!("activations are packed for the kernel that runs"),
         }

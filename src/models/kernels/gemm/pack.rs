@@ -10,12 +10,12 @@ use super::{Precision, Tile, MR, NR};
 #[derive(Debug, Clone)]
 pub enum WeightPanels {
     /// `[panel][k][NR]`.
-    F32(Vec<f32>),
+    F32(Aligned<f32>),
     /// `[panel][k / 2][NR][2]`: the two k values of a column side by side, as `vdpbf16ps` reads them.
-    Bf16 { data: Vec<u16> },
+    Bf16 { data: Aligned<u16> },
     /// `[panel][k / 4][NR][4]` int8 (four k values of a column side by side, as `vpdpbusd` reads them), with
     /// `w ≈ q · scales[row]` and `sums[row] = Σ q` (for kernels that offset the activations to unsigned).
-    Int8 { data: Vec<i8>, scales: Vec<f32>, sums: Vec<i32> },
+    Int8 { data: Aligned<i8>, scales: Vec<f32>, sums: Vec<i32> },
 }
 
 impl WeightPanels {
@@ -66,10 +66,10 @@ fn panels<T: Copy + Default + Send + Sync, U: Copy + Default + Send>(
     k: usize,
     group: usize,
     convert: impl Fn(T) -> U + Sync,
-) -> Vec<U> {
+) -> Aligned<U> {
     let kg = k.div_ceil(group);
     let panel_len = kg * NR * group;
-    let mut data = vec![U::default(); n.div_ceil(NR) * panel_len];
+    let mut data = Aligned::zeroed(n.div_ceil(NR) * panel_len);
     data.par_chunks_mut(panel_len.max(1)).enumerate().for_each(|(p, panel)| {
         for j in 0..NR.min(n - p * NR) {
             let row = &w[(p * NR + j) * k..(p * NR + j + 1) * k];
@@ -79,6 +79,47 @@ fn panels<T: Copy + Default + Send + Sync, U: Copy + Default + Send>(
         }
     });
     data
+}
+
+/// A buffer whose first value starts a cache line: every panel is a whole number of 64-byte lines long, so no
+/// vector load of a weight panel splits across two lines (split loads halved the AVX-512 kernels' rate).
+#[derive(Debug)]
+pub struct Aligned<T> {
+    buf: Vec<T>,
+    start: usize,
+    len: usize,
+}
+
+const LINE: usize = 64;
+
+impl<T: Copy + Default> Aligned<T> {
+    pub fn zeroed(len: usize) -> Self {
+        let extra = LINE / std::mem::size_of::<T>();
+        let buf = vec![T::default(); len + extra];
+        let start = buf.as_ptr().align_offset(LINE).min(extra);
+        Self { buf, start, len }
+    }
+}
+
+impl<T: Copy + Default> Clone for Aligned<T> {
+    fn clone(&self) -> Self {
+        let mut copy = Self::zeroed(self.len);
+        copy.copy_from_slice(self);
+        copy
+    }
+}
+
+impl<T> std::ops::Deref for Aligned<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+impl<T> std::ops::DerefMut for Aligned<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
 }
 
 /// The activation layout a kernel reads.
@@ -104,35 +145,57 @@ pub enum ActPanels {
 
 impl ActPanels {
     pub fn pack(a: &[f32], m: usize, k: usize, layout: ActLayout) -> Self {
+        let row = |i: usize| &a[i * k..(i + 1) * k];
         match layout {
-            ActLayout::F32 => ActPanels::F32 { data: act_panels(a, m, k, 1, |row, out| out.copy_from_slice(row)), k },
+            ActLayout::F32 => ActPanels::F32 { data: act_panels(m, k, |i, out| out.copy_from_slice(row(i))), k },
             ActLayout::Bf16AsF32 => {
-                let data = act_panels(a, m, k, 2, |row, out| {
-                    for (o, &x) in out.iter_mut().zip(row) {
-                        *o = bf16_to_f32(f32_to_bf16(x));
+                let k2 = k.div_ceil(2);
+                let data: Vec<[f32; 2]> = act_panels(m, k2, |i, out| {
+                    for (o, pair) in out.iter_mut().zip(row(i).chunks(2)) {
+                        let round = |x: f32| bf16_to_f32(f32_to_bf16(x));
+                        *o = [round(pair[0]), pair.get(1).map_or(0.0, |&x| round(x))];
                     }
                 });
-                ActPanels::Bf16AsF32 { data, k2: k.div_ceil(2) }
+                ActPanels::Bf16AsF32 { data: data.into_iter().flatten().collect(), k2 }
             }
             ActLayout::Bf16Pairs => {
-                let data = act_panels(a, m, k, 2, |row, out| {
-                    for (o, &x) in out.iter_mut().zip(row) {
-                        *o = f32_to_bf16(x);
+                let k2 = k.div_ceil(2);
+                let data = act_panels(m, k2, |i, out| {
+                    for (o, pair) in out.iter_mut().zip(row(i).chunks(2)) {
+                        let hi = pair.get(1).map_or(0, |&x| f32_to_bf16(x));
+                        *o = u32::from(f32_to_bf16(pair[0])) | (u32::from(hi) << 16);
                     }
                 });
-                ActPanels::Bf16Pairs { data: join(&data, 2), k2: k.div_ceil(2) }
+                ActPanels::Bf16Pairs { data, k2 }
             }
             ActLayout::Int8 => {
-                let scales: Vec<f32> = a.chunks(k.max(1)).take(m).map(|row| max_abs(row) / 127.0).collect();
-                let data = act_panels(a, m, k, 4, |row, out: &mut [i8]| {
-                    let s = max_abs(row) / 127.0;
-                    let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
-                    for (o, &x) in out.iter_mut().zip(row) {
-                        *o = quantize(x, inv);
+                let k4 = k.div_ceil(4);
+                let scales: Vec<f32> = (0..m).map(|i| max_abs(row(i)) / 127.0).collect();
+                let data = act_panels(m, k4, |i, out| {
+                    let inv = if scales[i] > 0.0 { 1.0 / scales[i] } else { 0.0 };
+                    let (quads, tail) = row(i).as_chunks::<4>();
+                    for (o, quad) in out.iter_mut().zip(quads) {
+                        *o = u32::from_le_bytes(quad.map(|x| quantize(x, inv) as u8));
+                    }
+                    if !tail.is_empty() {
+                        let mut last = [0u8; 4];
+                        for (b, &x) in last.iter_mut().zip(tail) {
+                            *b = quantize(x, inv) as u8;
+                        }
+                        out[quads.len()] = u32::from_le_bytes(last);
                     }
                 });
-                ActPanels::Int8 { data: join(&data, 4), scales, k4: k.div_ceil(4) }
+                ActPanels::Int8 { data, scales, k4 }
             }
+        }
+    }
+
+    /// k steps of a panel: k, k pairs or k quads.
+    pub fn steps(&self) -> usize {
+        match self {
+            ActPanels::F32 { k, .. } => *k,
+            ActPanels::Bf16Pairs { k2, .. } | ActPanels::Bf16AsF32 { k2, .. } => *k2,
+            ActPanels::Int8 { k4, .. } => *k4,
         }
     }
 
@@ -147,25 +210,18 @@ impl ActPanels {
     }
 }
 
-/// `[panel][k / group][MR][group]` of each row converted by `convert(row, out)` (out as long as the row), k
-/// padded to a multiple of `group` and rows to `MR` with zeros.
-fn act_panels<T: Copy + Default + Send>(
-    a: &[f32],
-    m: usize,
-    k: usize,
-    group: usize,
-    convert: impl Fn(&[f32], &mut [T]) + Sync,
-) -> Vec<T> {
-    let kg = k.div_ceil(group);
-    let panel_len = kg * MR * group;
+/// `[panel][steps][MR]` of the values `fill(row, out)` writes for each row (`out` holds `steps` values), rows
+/// beyond `m` zero.
+fn act_panels<S: Copy + Default + Send>(m: usize, steps: usize, fill: impl Fn(usize, &mut [S]) + Sync) -> Vec<S> {
+    let panel_len = steps * MR;
     let m_panels = m.div_ceil(MR);
-    let mut data = vec![T::default(); m_panels * panel_len];
-    let pack = |(q, panel): (usize, &mut [T])| {
-        let mut row_out = vec![T::default(); k];
+    let mut data = vec![S::default(); m_panels * panel_len];
+    let pack = |(q, panel): (usize, &mut [S])| {
+        let mut values = vec![S::default(); steps];
         for i in 0..MR.min(m - q * MR) {
-            convert(&a[(q * MR + i) * k..(q * MR + i + 1) * k], &mut row_out);
-            for (kk, &v) in row_out.iter().enumerate() {
-                panel[((kk / group) * MR + i) * group + kk % group] = v;
+            fill(q * MR + i, &mut values);
+            for (s, &v) in values.iter().enumerate() {
+                panel[s * MR + i] = v;
             }
         }
     };
@@ -177,33 +233,18 @@ fn act_panels<T: Copy + Default + Send>(
     data
 }
 
-/// Groups of `group` (2 or 4) small values joined into one `u32`, the first in the low bits.
-fn join<T: Copy + Into<Bits32>>(values: &[T], group: usize) -> Vec<u32> {
-    let width = 32 / group as u32;
-    values
-        .chunks(group)
-        .map(|g| g.iter().enumerate().fold(0u32, |acc, (i, &v)| acc | (v.into().0 << (width * i as u32))))
-        .collect()
-}
-
-/// The bits of a 16- or 8-bit value, zero-extended.
-pub struct Bits32(u32);
-
-impl From<u16> for Bits32 {
-    fn from(v: u16) -> Self {
-        Bits32(u32::from(v))
-    }
-}
-
-impl From<i8> for Bits32 {
-    fn from(v: i8) -> Self {
-        Bits32(u32::from(v as u8))
-    }
-}
-
-/// The largest magnitude in `row` (0 for an empty row; NaN ignored).
+/// The largest magnitude in `row` (0 for an empty row; NaN ignored), in 8 independent lanes so that it
+/// vectorises (the maximum does not depend on the order).
 fn max_abs(row: &[f32]) -> f32 {
-    row.iter().fold(0f32, |m, &x| if x.abs() > m { x.abs() } else { m })
+    let mut lanes = [0f32; 8];
+    let (chunks, tail) = row.as_chunks::<8>();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = if x.abs() > *l { x.abs() } else { *l };
+        }
+    }
+    let top = lanes.into_iter().chain(tail.iter().map(|x| x.abs()));
+    top.fold(0f32, |m, x| if x > m { x } else { m })
 }
 
 /// `x · inv` rounded to the nearest integer (ties to even) in [-127, 127]; NaN gives 0. Written with the

@@ -1,17 +1,13 @@
-//! The micro-kernels in plain Rust: one `MR × NR` accumulator block over the whole `k`, vectorised by the
-//! compiler for the build's baseline (SSE2 on x86-64, NEON on aarch64) and reused under AVX2 by `avx2.rs`.
+//! The micro-kernels in plain Rust: an `MR × NR` block of sums over a block of k steps, vectorised by the
+//! compiler for the build's baseline (SSE2 on x86-64, NEON on aarch64).
 
 use super::pack::bf16_to_f32;
-use super::{Tile, MR, NR};
+use super::{MR, NR};
 
-/// f32 products of an activation panel `a` (`[k][MR]`) and a weight panel `b` (`[k][NR]`).
-///
-/// # Safety
-/// `tile` as [`Tile::store`].
-#[inline(always)]
-pub unsafe fn f32(k: usize, a: &[f32], b: &[f32], tile: &Tile) {
-    let mut acc = [[0f32; NR]; MR];
-    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(k) {
+/// Adds the f32 products of `steps` steps of an activation panel `a` (`[k][MR]`) and a weight panel `b`
+/// (`[k][NR]`) to `acc`.
+pub fn f32(steps: usize, a: &[f32], b: &[f32], acc: &mut [[f32; NR]; MR]) {
+    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(steps) {
         for i in 0..MR {
             let av = ak[i];
             for j in 0..NR {
@@ -19,17 +15,11 @@ pub unsafe fn f32(k: usize, a: &[f32], b: &[f32], tile: &Tile) {
             }
         }
     }
-    // SAFETY: the caller's contract.
-    unsafe { tile.store(&acc) }
 }
 
-/// bf16 products of packed pairs (`a` `[k2][MR]`, `b` `[k2][NR][2]`) summed in f32.
-///
-/// # Safety
-/// `tile` as [`Tile::store`].
-pub unsafe fn bf16(k2: usize, a: &[u32], b: &[u16], tile: &Tile) {
-    let mut acc = [[0f32; NR]; MR];
-    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR * 2)).take(k2) {
+/// Adds the bf16 products of packed pairs (`a` `[k2][MR]`, `b` `[k2][NR][2]`), summed in f32, to `acc`.
+pub fn bf16(steps: usize, a: &[u32], b: &[u16], acc: &mut [[f32; NR]; MR]) {
+    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR * 2)).take(steps) {
         for i in 0..MR {
             let pair = ak[i];
             let (a0, a1) = (bf16_to_f32(pair as u16), bf16_to_f32((pair >> 16) as u16));
@@ -38,15 +28,11 @@ pub unsafe fn bf16(k2: usize, a: &[u32], b: &[u16], tile: &Tile) {
             }
         }
     }
-    // SAFETY: the caller's contract.
-    unsafe { tile.store(&acc) }
 }
 
-/// Exact i32 sums of int8 quads (`a` `[k4][MR]` quads, `b` `[k4][NR][4]`).
-#[inline(always)]
-pub fn int8(k4: usize, a: &[u32], b: &[i8]) -> [[i32; NR]; MR] {
-    let mut acc = [[0i32; NR]; MR];
-    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR * 4)).take(k4) {
+/// Adds the exact i32 sums of int8 quads (`a` `[k4][MR]` quads, `b` `[k4][NR][4]`) to `acc`.
+pub fn int8(steps: usize, a: &[u32], b: &[i8], acc: &mut [[i32; NR]; MR]) {
+    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR * 4)).take(steps) {
         for i in 0..MR {
             let q = ak[i].to_le_bytes().map(|v| i32::from(v as i8));
             for j in 0..NR {
@@ -56,5 +42,4 @@ pub fn int8(k4: usize, a: &[u32], b: &[i8]) -> [[i32; NR]; MR] {
             }
         }
     }
-    acc
 }

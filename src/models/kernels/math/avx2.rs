@@ -36,10 +36,12 @@ pub fn reduce_add(v: __m256) -> f32 {
 }
 
 /// `exp(d)` for `d ≤ 0`: `2^n · p(r)` with `d = n ln 2 + r` and the degree-6 polynomial of the AVX-512 version;
-/// inputs under -87 flushed to 0. `2^n` is built in the exponent bits (n ≥ -126 after the clamp).
+/// inputs under -87 (and NaN) give exactly 0. `2^n` is built in the exponent bits (n ≥ -126 after the clamp).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub fn exp_neg(d: __m256) -> __m256 {
+    // Exactly 0 below -87, never a subnormal (see the AVX-512 version).
+    let keep = _mm256_cmp_ps::<_CMP_GE_OQ>(d, _mm256_set1_ps(-87.0));
     let d = _mm256_max_ps(d, _mm256_set1_ps(-87.0));
     let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
         d,
@@ -55,7 +57,7 @@ pub fn exp_neg(d: __m256) -> __m256 {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));
     let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)));
-    _mm256_mul_ps(p, _mm256_castsi256_ps(pow2))
+    _mm256_and_ps(keep, _mm256_mul_ps(p, _mm256_castsi256_ps(pow2)))
 }
 
 /// # Safety
