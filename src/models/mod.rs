@@ -250,19 +250,47 @@ pub fn load(files: &ModelFiles, device: &Device, compute: ComputeType) -> Result
     let model_type = config_json.get("model_type").and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let generation = GenerationConfig::load(&files.dir, &config_json)?;
     let weight_files = weights::WeightFiles::find(&files.dir)?;
-    let model: Box<dyn Seq2Seq + Send> = match model_type.as_str() {
+    // The digest (for cache keys) reads every weight file: on a thread of its own, while the model is built.
+    let (model, weights_digest) = std::thread::scope(|scope| {
+        let digest = scope.spawn(|| weights::digest(&weight_files));
+        let placement = Placement { dtype, device, pack };
+        let model = build(&files.dir, &model_type, &config_json, &weight_files, &placement);
+        let digest = digest.join().unwrap_or_else(|_| Err(ModelError::Input("the weight digest panicked".into())));
+        Ok::<_, ModelError>((model?, digest?))
+    })?;
+    Ok(LoadedModel { model, generation, model_type, files: files.clone(), config_json, weights_digest })
+}
+
+/// Where and how a model's tensors live: their dtype and device, and (CPU) how the linear maps are packed.
+struct Placement<'a> {
+    dtype: DType,
+    device: &'a Device,
+    pack: Option<kernels::Precision>,
+}
+
+/// Builds the architecture `model_type` names from its config and weights.
+fn build(
+    dir: &std::path::Path,
+    model_type: &str,
+    config_json: &serde_json::Value,
+    weight_files: &weights::WeightFiles,
+    at: &Placement,
+) -> Result<Box<dyn Seq2Seq + Send>, ModelError> {
+    let Placement { dtype, device, pack } = *at;
+    let config_path = dir.join("config.json");
+    Ok(match model_type {
         "marian" => {
             let config: config::MarianConfig = serde_json::from_value(config_json.clone())
                 .map_err(|e| ModelError::corrupt(&config_path, e.to_string()))?;
             config.validate().map_err(|reason| ModelError::Unsupported { path: config_path.clone(), reason })?;
-            let weights = weights::Weights::load(&weight_files, dtype, device)?;
+            let weights = weights::Weights::load(weight_files, dtype, device)?;
             Box::new(marian::Marian::load(&config, &weights, dtype, device, pack)?)
         }
         "t5" | "mt5" => {
             let config: t5::T5Config = serde_json::from_value(config_json.clone())
                 .map_err(|e| ModelError::corrupt(&config_path, e.to_string()))?;
             config.validate().map_err(|reason| ModelError::Unsupported { path: config_path.clone(), reason })?;
-            let weights = weights::Weights::load(&weight_files, dtype, device)?;
+            let weights = weights::Weights::load(weight_files, dtype, device)?;
             Box::new(t5::T5::load(&config, &weights, dtype, device, pack)?)
         }
         other => {
@@ -271,7 +299,5 @@ pub fn load(files: &ModelFiles, device: &Device, compute: ComputeType) -> Result
                 reason: format!("model_type {other:?} (supported: marian, t5, mt5)"),
             })
         }
-    };
-    let weights_digest = weights::digest(&weight_files)?;
-    Ok(LoadedModel { model, generation, model_type, files: files.clone(), config_json, weights_digest })
+    })
 }

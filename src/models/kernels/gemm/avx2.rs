@@ -249,8 +249,8 @@ unsafe fn int8_sub<const R: usize>(
     store_i32(&c, r0, h, acc);
 }
 
-/// Exact i32 sums of int8 quads with AVX-VNNI `vpdpbusd`, activations offset to unsigned as in the AVX-512
-/// kernel.
+/// Exact i32 sums of int8 quads with AVX-VNNI `vpdpbusd`, activations packed offset to unsigned as for the
+/// AVX-512 kernel.
 ///
 /// # Safety
 /// AVX2 and AVX-VNNI must be present.
@@ -279,14 +279,13 @@ unsafe fn vnni_sub<const R: usize>(
     acc: &mut [[i32; NR]; MR],
 ) {
     let mut c: [[__m256i; 2]; R] = std::array::from_fn(|i| load_i32(&acc[r0 + i], h));
-    let flip = _mm256_set1_epi32(0x8080_8080u32 as i32);
     for kp in 0..k4 {
         // SAFETY: quad `kp < k4` of each panel, rows and columns inside it.
         unsafe {
             let w = bp.add((kp * NR + 16 * h) * 4);
             let (w0, w1) = (_mm256_loadu_si256(w as *const _), _mm256_loadu_si256(w.add(32) as *const _));
             for (i, ci) in c.iter_mut().enumerate() {
-                let x = _mm256_xor_si256(_mm256_set1_epi32(*ap.add(kp * MR + r0 + i) as i32), flip);
+                let x = _mm256_set1_epi32(*ap.add(kp * MR + r0 + i) as i32);
                 ci[0] = _mm256_dpbusd_avx_epi32(ci[0], x, w0);
                 ci[1] = _mm256_dpbusd_avx_epi32(ci[1], x, w1);
             }

@@ -108,9 +108,8 @@ unsafe fn bf16_tile<const R: usize>(steps: usize, ap: *const u32, bp: *const u16
     }
 }
 
-/// Adds the exact i32 sums of int8 quads, with `vpdpbusd`, to `acc`: the activations are offset to unsigned
-/// (`q + 128`, by flipping the sign bit), which [`super::pack::dequantize`] takes back out with the weights'
-/// sums.
+/// Adds the exact i32 sums of int8 quads, with `vpdpbusd`, to `acc`: the activations come offset to unsigned
+/// (`q + 128`, packed so), which [`super::pack::dequantize`] takes back out with the weights' sums.
 ///
 /// # Safety
 /// AVX-512F and AVX512-VNNI must be present.
@@ -132,14 +131,13 @@ unsafe fn int8_tile<const R: usize>(steps: usize, ap: *const u32, bp: *const i8,
         [_mm512_loadu_si512(row.as_ptr() as *const _), _mm512_loadu_si512(row.as_ptr().add(16) as *const _)]
     };
     let mut c: [[__m512i; 2]; R] = std::array::from_fn(|i| load(&acc[i]));
-    let flip = _mm512_set1_epi32(0x8080_8080u32 as i32);
     for kp in 0..steps {
         // SAFETY: step `kp < steps` of each panel.
         unsafe {
             let w0 = _mm512_loadu_si512(bp.add(kp * NR * 4) as *const _);
             let w1 = _mm512_loadu_si512(bp.add(kp * NR * 4 + 64) as *const _);
             for (i, ci) in c.iter_mut().enumerate() {
-                let x = _mm512_xor_si512(_mm512_set1_epi32(*ap.add(kp * MR + i) as i32), flip);
+                let x = _mm512_set1_epi32(*ap.add(kp * MR + i) as i32);
                 ci[0] = _mm512_dpbusd_epi32(ci[0], x, w0);
                 ci[1] = _mm512_dpbusd_epi32(ci[1], x, w1);
             }

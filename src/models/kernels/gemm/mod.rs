@@ -198,7 +198,7 @@ enum Accumulators {
 impl Accumulators {
     fn new(kernel: Kernel, tiles: usize) -> Self {
         match kernel.activations() {
-            pack::ActLayout::Int8 => Accumulators::I32(vec![[[0; NR]; MR]; tiles]),
+            pack::ActLayout::Int8 | pack::ActLayout::Int8Unsigned => Accumulators::I32(vec![[[0; NR]; MR]; tiles]),
             _ => Accumulators::F32(vec![[[0.0; NR]; MR]; tiles]),
         }
     }
@@ -344,7 +344,8 @@ impl Kernel {
             F32Portable | F32Avx2 | F32Avx512 => pack::ActLayout::F32,
             Bf16Portable | Bf16Avx512 => pack::ActLayout::Bf16Pairs,
             Bf16Avx2 => pack::ActLayout::Bf16AsF32,
-            Int8Portable | Int8Avx2 | Int8Vnni256 | Int8Vnni512 => pack::ActLayout::Int8,
+            Int8Portable | Int8Avx2 => pack::ActLayout::Int8,
+            Int8Vnni256 | Int8Vnni512 => pack::ActLayout::Int8Unsigned,
         }
     }
 

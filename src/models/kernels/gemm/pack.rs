@@ -73,8 +73,11 @@ fn panels<T: Copy + Default + Send + Sync, U: Copy + Default + Send>(
     data.par_chunks_mut(panel_len.max(1)).enumerate().for_each(|(p, panel)| {
         for j in 0..NR.min(n - p * NR) {
             let row = &w[(p * NR + j) * k..(p * NR + j + 1) * k];
-            for (kk, &v) in row.iter().enumerate() {
-                panel[((kk / group) * NR + j) * group + kk % group] = convert(v);
+            for (g, values) in row.chunks(group).enumerate() {
+                let at = (g * NR + j) * group;
+                for (slot, &v) in panel[at..at + values.len()].iter_mut().zip(values) {
+                    *slot = convert(v);
+                }
             }
         }
     });
@@ -129,6 +132,8 @@ pub enum ActLayout {
     Bf16Pairs,
     Bf16AsF32,
     Int8,
+    /// int8 offset to unsigned (`q + 128`), as `vpdpbusd` multiplies it.
+    Int8Unsigned,
 }
 
 /// Activations packed in `MR`-row panels, rows beyond `m` zero.
@@ -139,7 +144,8 @@ pub enum ActPanels {
     Bf16Pairs { data: Vec<u32>, k2: usize },
     /// `[panel][k / 2][MR][2]` f32 values rounded to bf16 (for kernels that widen bf16 weights to f32).
     Bf16AsF32 { data: Vec<f32>, k2: usize },
-    /// `[panel][k / 4][MR]` quads of int8 (`x ≈ q · scales[row]`), the first k in the low byte.
+    /// `[panel][k / 4][MR]` quads of int8 (`x ≈ q · scales[row]`), the first k in the low byte; with `unsigned`,
+    /// each byte is `q + 128`.
     Int8 { data: Vec<u32>, scales: Vec<f32>, k4: usize },
 }
 
@@ -168,21 +174,23 @@ impl ActPanels {
                 });
                 ActPanels::Bf16Pairs { data, k2 }
             }
-            ActLayout::Int8 => {
+            ActLayout::Int8 | ActLayout::Int8Unsigned => {
+                // Flipping the sign bit of a two's-complement byte adds 128.
+                let flip = if layout == ActLayout::Int8Unsigned { 0x8080_8080 } else { 0 };
                 let k4 = k.div_ceil(4);
                 let scales: Vec<f32> = (0..m).map(|i| max_abs(row(i)) / 127.0).collect();
                 let data = act_panels(m, k4, |i, out| {
                     let inv = if scales[i] > 0.0 { 1.0 / scales[i] } else { 0.0 };
                     let (quads, tail) = row(i).as_chunks::<4>();
                     for (o, quad) in out.iter_mut().zip(quads) {
-                        *o = u32::from_le_bytes(quad.map(|x| quantize(x, inv) as u8));
+                        *o = u32::from_le_bytes(quad.map(|x| quantize(x, inv) as u8)) ^ flip;
                     }
                     if !tail.is_empty() {
                         let mut last = [0u8; 4];
                         for (b, &x) in last.iter_mut().zip(tail) {
                             *b = quantize(x, inv) as u8;
                         }
-                        out[quads.len()] = u32::from_le_bytes(last);
+                        out[quads.len()] = u32::from_le_bytes(last) ^ flip;
                     }
                 });
                 ActPanels::Int8 { data, scales, k4 }
