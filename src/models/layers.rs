@@ -80,9 +80,12 @@ impl Linear {
         Ok(Self { weight: placeholder, bias: self.bias, activation: self.activation, packed: Some(Arc::new(packed)) })
     }
 
-    /// Packs when `precision` is set (the CPU); keeps candle's matmul otherwise.
+    /// Packs when `precision` is set (the CPU); keeps candle's matmul otherwise, and for f32 on the portable
+    /// kernel family, where candle's matmul (the `gemm` crate: NEON on Arm, its own AVX2 code on x86) is about
+    /// three times faster than the project's plain-Rust kernel (docs/BENCHMARKS.md).
     pub fn packed_if(self, precision: Option<Precision>) -> Result<Self, ModelError> {
         match precision {
+            Some(Precision::F32) if kernels::isa::active() == kernels::Isa::Portable => Ok(self),
             Some(p) => self.packed(p),
             None => Ok(self),
         }

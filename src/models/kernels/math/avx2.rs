@@ -109,31 +109,59 @@ pub(super) unsafe fn top_k(row: &[f32], top: &mut super::TopK, skip: &impl Fn(us
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn silu_block(x: __m256) -> __m256 {
+    x_sigmoid(x, x)
+}
+
+/// `x·σ(z)`, as the AVX-512 version.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn x_sigmoid(x: __m256, z: __m256) -> __m256 {
     let one = _mm256_set1_ps(1.0);
-    let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), x);
+    let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), z);
     let e = exp_neg(_mm256_sub_ps(_mm256_setzero_ps(), abs));
-    let positive = _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_setzero_ps());
+    let positive = _mm256_cmp_ps::<_CMP_GE_OQ>(z, _mm256_setzero_ps());
     let num = _mm256_blendv_ps(e, one, positive);
     _mm256_mul_ps(x, _mm256_div_ps(num, _mm256_add_ps(one, e)))
+}
+
+/// GELU's tanh approximation as `x·σ(2y)`, as the AVX-512 version.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn gelu_tanh_block(x: __m256) -> __m256 {
+    let c = _mm256_set1_ps(2.0 * super::SQRT_TWO_OVER_PI);
+    let c3 = _mm256_set1_ps(2.0 * super::SQRT_TWO_OVER_PI * 0.044715);
+    x_sigmoid(x, _mm256_mul_ps(x, _mm256_fmadd_ps(c3, _mm256_mul_ps(x, x), c)))
+}
+
+/// # Safety
+/// AVX2 and FMA must be present.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gelu_tanh(xs: &mut [f32]) {
+    map_blocks(xs, |x| gelu_tanh_block(x))
+}
+
+/// Applies `f` to `xs` 8 values at a time, the tail through a padded copy.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn map_blocks(xs: &mut [f32], f: impl Fn(__m256) -> __m256) {
+    let (chunks, tail) = xs.as_chunks_mut::<8>();
+    for c in chunks {
+        // SAFETY: `c` holds 8 values.
+        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), f(_mm256_loadu_ps(c.as_ptr()))) };
+    }
+    if !tail.is_empty() {
+        let mut buf = [0f32; 8];
+        buf[..tail.len()].copy_from_slice(tail);
+        // SAFETY: `buf` holds 8 values.
+        unsafe { _mm256_storeu_ps(buf.as_mut_ptr(), f(_mm256_loadu_ps(buf.as_ptr()))) };
+        let n = tail.len();
+        tail.copy_from_slice(&buf[..n]);
+    }
 }
 
 /// # Safety
 /// AVX2 and FMA must be present.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn silu(xs: &mut [f32]) {
-    let chunks = xs.len() / 8;
-    let p = xs.as_mut_ptr();
-    for c in 0..chunks {
-        // SAFETY: chunk `c` lies inside `xs`.
-        unsafe { _mm256_storeu_ps(p.add(c * 8), silu_block(_mm256_loadu_ps(p.add(c * 8)))) };
-    }
-    let tail = &mut xs[chunks * 8..];
-    if !tail.is_empty() {
-        let mut buf = [0f32; 8];
-        buf[..tail.len()].copy_from_slice(tail);
-        // SAFETY: `buf` holds 8 values.
-        unsafe { _mm256_storeu_ps(buf.as_mut_ptr(), silu_block(_mm256_loadu_ps(buf.as_ptr()))) };
-        let n = tail.len();
-        tail.copy_from_slice(&buf[..n]);
-    }
+    map_blocks(xs, |x| silu_block(x))
 }
