@@ -149,9 +149,12 @@ impl PackedMatrix {
         let plan = Plan::new(m, n, acts.panel_bytes());
         let out_ptr = SendPtr(out.as_mut_ptr());
         let steps = acts.steps();
+        // Weights that fit in the caches stay there between calls; larger ones stream from memory.
+        let stream = self.bytes() > PREFETCH_ABOVE;
         (0..plan.tasks()).into_par_iter().for_each(|t| {
             let (panels, row_panels) = plan.tile(t);
             let mut acc = Accumulators::new(kernel, row_panels.len());
+            let last_panel = panels.end;
             for p in panels {
                 let cols = NR.min(n - p * NR);
                 acc.clear();
@@ -159,9 +162,17 @@ impl PackedMatrix {
                 // sums go on in the same order (f32 partial sums kept exactly between blocks).
                 for k0 in (0..steps).step_by(K_BLOCK) {
                     let ks = k0..steps.min(k0 + K_BLOCK);
+                    // The next weight block (this panel's, or the next panel's first) is fetched into L2 a
+                    // share at a time while this one is multiplied, so no row panel waits on memory for it.
+                    let next = if ks.end < steps { Some((p, ks.end)) } else { Some((p + 1, 0)) };
+                    let next = next.filter(|&(np, _)| stream && np < last_panel);
+                    let parts = row_panels.len();
                     for (i, q) in row_panels.clone().enumerate() {
                         let rows = MR.min(m - q * MR);
                         kernel.accumulate(&acts, q, &self.panels, p, ks.clone(), &mut acc, i, (rows, cols));
+                        if let Some((np, nk)) = next {
+                            self.panels.prefetch(np, nk..steps.min(nk + K_BLOCK), steps, (i, parts));
+                        }
                     }
                 }
                 let mut tile_bias = [0f32; NR];
@@ -184,6 +195,9 @@ impl PackedMatrix {
         });
     }
 }
+
+/// Weights above this size are prefetched block by block (smaller ones measured slower with it).
+const PREFETCH_ABOVE: usize = 2 << 20;
 
 /// k steps (k, k pairs or k quads) per block: 128 steps of a 32-column weight panel take 16 KiB in every
 /// precision, a third of a core's L1.

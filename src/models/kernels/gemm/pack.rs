@@ -41,6 +41,20 @@ impl WeightPanels {
         }
     }
 
+    /// Asks for share `part` of `parts` of the cache lines of panel `p`'s steps `ks` (of `steps` a panel) to be
+    /// brought into L2.
+    pub fn prefetch(&self, p: usize, ks: std::ops::Range<usize>, steps: usize, (part, parts): (usize, usize)) {
+        match self {
+            WeightPanels::F32(w) => prefetch(&w[(p * steps + ks.start) * NR..(p * steps + ks.end) * NR], part, parts),
+            WeightPanels::Bf16 { data } => {
+                prefetch(&data[(p * steps + ks.start) * NR * 2..(p * steps + ks.end) * NR * 2], part, parts)
+            }
+            WeightPanels::Int8 { data, .. } => {
+                prefetch(&data[(p * steps + ks.start) * NR * 4..(p * steps + ks.end) * NR * 4], part, parts)
+            }
+        }
+    }
+
     pub fn precision(&self) -> Precision {
         match self {
             WeightPanels::F32(_) => Precision::F32,
@@ -123,6 +137,22 @@ impl<T> std::ops::DerefMut for Aligned<T> {
     fn deref_mut(&mut self) -> &mut [T] {
         &mut self.buf[self.start..self.start + self.len]
     }
+}
+
+/// Prefetches share `part` of `parts` of the cache lines of `data` into L2.
+fn prefetch<T>(data: &[T], part: usize, parts: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let lines = (std::mem::size_of_val(data)).div_ceil(LINE);
+        let per = lines.div_ceil(parts.max(1));
+        let base = data.as_ptr() as *const i8;
+        for line in (part * per)..lines.min((part + 1) * per) {
+            // SAFETY: the address lies inside `data` (line < lines); a prefetch reads nothing and never faults.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(base.add(line * LINE)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, part, parts);
 }
 
 /// The activation layout a kernel reads.
