@@ -10,6 +10,7 @@
 use rayon::prelude::*;
 
 use super::isa::{self, Isa};
+use super::SendPtr;
 
 /// Calls `$f::<C>(args)` for `C` = `$chunks` (1 to 16 registers per head row), so that the kernels keep a head's
 /// rows in registers rather than in an array on the stack.
@@ -84,18 +85,6 @@ struct Inputs<'a> {
     v: View<'a>,
     bias: Option<View<'a>>,
     scale: f32,
-}
-
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint parts of the output through it (see `attend`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// Through a method, so that closures capture the wrapper (which is `Sync`) rather than the raw pointer.
-    fn get(&self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// Computes attention for `q` `[b, h, m, d]`, `k`/`v` `[b, h, n, d]` and an optional additive `bias` view

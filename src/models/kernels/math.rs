@@ -26,6 +26,7 @@ pub fn max_on(isa: Isa, row: &[f32]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { x86::max(row) },
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
         Isa::Avx2 | Isa::Avx2Vnni => unsafe { avx2::max(row) },
         _ => row.iter().copied().fold(f32::NEG_INFINITY, f32::max),
     }
@@ -43,6 +44,7 @@ pub fn sum_exp_on(isa: Isa, row: &[f32], m: f32) -> f32 {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { x86::sum_exp(row, m) },
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
         Isa::Avx2 | Isa::Avx2Vnni => unsafe { avx2::sum_exp(row, m) },
         _ => row.iter().map(|&x| (x - m).exp()).sum(),
     }
@@ -65,6 +67,7 @@ pub fn top_k_on(isa: Isa, row: &[f32], k: usize, skip: impl Fn(usize) -> bool) -
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { x86::top_k(row, &mut top, &skip) },
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
         Isa::Avx2 | Isa::Avx2Vnni => unsafe { avx2::top_k(row, &mut top, &skip) },
         _ => portable_top_k(row, &mut top, &skip),
     }
@@ -130,6 +133,7 @@ pub fn silu_on(isa: Isa, xs: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { x86::silu(xs) },
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
         Isa::Avx2 | Isa::Avx2Vnni => unsafe { avx2::silu(xs) },
         _ => xs.iter_mut().for_each(|x| *x = silu_one(*x)),
     }
@@ -172,6 +176,7 @@ pub fn gelu_tanh_on(isa: Isa, xs: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { x86::gelu_tanh(xs) },
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
         Isa::Avx2 | Isa::Avx2Vnni => unsafe { avx2::gelu_tanh(xs) },
         _ => portable_gelu_tanh(xs),
     }

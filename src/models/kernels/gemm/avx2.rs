@@ -91,12 +91,7 @@ unsafe fn f32_sub<const R: usize>(
         }
     }
     for (i, ci) in c.iter().enumerate() {
-        let row = &mut acc[r0 + i][16 * h..16 * h + 16];
-        // SAFETY: `row` holds 16 values.
-        unsafe {
-            _mm256_storeu_ps(row.as_mut_ptr(), ci[0]);
-            _mm256_storeu_ps(row.as_mut_ptr().add(8), ci[1]);
-        }
+        store_half(&mut acc[r0 + i], h, ci);
     }
 }
 
@@ -184,12 +179,7 @@ unsafe fn bf16_sub<const R: usize>(
         }
     }
     for (i, ci) in c.iter().enumerate() {
-        let row = &mut acc[r0 + i][16 * h..16 * h + 16];
-        // SAFETY: `row` holds 16 values.
-        unsafe {
-            _mm256_storeu_ps(row.as_mut_ptr(), ci[0]);
-            _mm256_storeu_ps(row.as_mut_ptr().add(8), ci[1]);
-        }
+        store_half(&mut acc[r0 + i], h, ci);
     }
 }
 
@@ -301,6 +291,18 @@ fn load_half(row: &[f32; NR], h: usize) -> [__m256; 2] {
     let half = &row[16 * h..16 * h + 16];
     // SAFETY: `half` holds 16 values.
     unsafe { [_mm256_loadu_ps(half.as_ptr()), _mm256_loadu_ps(half.as_ptr().add(8))] }
+}
+
+/// Stores two registers into columns `16h..16h + 16` of a row of sums.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn store_half(row: &mut [f32; NR], h: usize, c: &[__m256; 2]) {
+    let half = &mut row[16 * h..16 * h + 16];
+    // SAFETY: `half` holds 16 values.
+    unsafe {
+        _mm256_storeu_ps(half.as_mut_ptr(), c[0]);
+        _mm256_storeu_ps(half.as_mut_ptr().add(8), c[1]);
+    }
 }
 
 /// As [`load_half`], for i32 sums.

@@ -16,6 +16,7 @@ mod portable;
 use rayon::prelude::*;
 
 use super::isa::Isa;
+use super::SendPtr;
 use pack::{ActPanels, WeightPanels};
 
 /// Output columns per packed panel.
@@ -301,19 +302,6 @@ impl Plan {
         let panels = task * self.per_task..((task + 1) * self.per_task).min(self.n_panels);
         let rows = block * self.block_panels..((block + 1) * self.block_panels).min(self.m_panels);
         (panels, rows)
-    }
-}
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint tiles through it (see `matmul_on`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// Through a method, so that closures capture the wrapper (which is `Sync`) rather than the raw pointer.
-    fn get(&self) -> *mut f32 {
-        self.0
     }
 }
 
