@@ -67,19 +67,32 @@ pub(crate) struct Tile<'a> {
 }
 
 impl Tile<'_> {
-    /// Writes `acc` (row-major `MR × NR`, f32) into the valid part of the tile.
+    /// Writes `acc` (row-major `MR × NR`, f32) plus the bias into the valid part of the tile.
     ///
     /// # Safety
     /// `c` must address `rows` rows of `cols` values at stride `ldc` that only the caller writes.
     #[inline(always)]
     pub unsafe fn store(&self, acc: &[[f32; NR]; MR]) {
         for (i, row) in acc.iter().enumerate().take(self.rows) {
-            // SAFETY: row `i < rows` of the tile (the caller's contract).
-            let out = unsafe { std::slice::from_raw_parts_mut(self.c.add(i * self.ldc), self.cols) };
-            for (j, o) in out.iter_mut().enumerate() {
-                *o = row[j] + self.bias[j];
+            // Whole rows of NR (a loop the compiler vectorises), then the valid columns copied out.
+            let mut values = [0f32; NR];
+            for ((v, &a), &b) in values.iter_mut().zip(row).zip(self.bias) {
+                *v = a + b;
             }
+            // SAFETY: row `i < rows` of the tile (the caller's contract).
+            unsafe { self.write_row(i, &values) };
         }
+    }
+
+    /// Writes the first `cols` of `values` to row `i`.
+    ///
+    /// # Safety
+    /// As [`Tile::store`], with `i < rows`.
+    #[inline(always)]
+    pub unsafe fn write_row(&self, i: usize, values: &[f32; NR]) {
+        // SAFETY: the caller's contract.
+        let row = unsafe { std::slice::from_raw_parts_mut(self.c.add(i * self.ldc), self.cols) };
+        row.copy_from_slice(&values[..self.cols]);
     }
 }
 

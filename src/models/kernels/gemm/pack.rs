@@ -311,15 +311,24 @@ pub struct Int8Scales<'a> {
 /// As [`Tile::store`].
 #[inline]
 pub unsafe fn dequantize(acc: &[[i32; NR]; MR], offset: bool, scale: &Int8Scales, tile: &Tile) {
-    let mut out = [[0f32; NR]; MR];
-    for (i, (row, o)) in acc.iter().zip(out.iter_mut()).enumerate().take(tile.rows) {
-        for j in 0..tile.cols {
-            let v = if offset { row[j] - 128 * scale.sums[j] } else { row[j] };
-            o[j] = v as f32 * (scale.rows[i] * scale.cols[j]);
+    // Whole rows of NR in fixed-size loops (which the compiler vectorises), the valid columns copied out.
+    let cols = tile.cols;
+    let (mut shift, mut col_scale) = ([0i32; NR], [0f32; NR]);
+    if offset {
+        for (s, &sum) in shift.iter_mut().zip(scale.sums) {
+            *s = 128 * sum;
         }
     }
-    // SAFETY: the caller's contract.
-    unsafe { tile.store(&out) }
+    col_scale[..cols].copy_from_slice(&scale.cols[..cols]);
+    for (i, row) in acc.iter().enumerate().take(tile.rows) {
+        let s = scale.rows[i];
+        let mut values = [0f32; NR];
+        for ((((v, &a), &sh), &c), &b) in values.iter_mut().zip(row).zip(&shift).zip(&col_scale).zip(tile.bias) {
+            *v = (a - sh) as f32 * (s * c) + b;
+        }
+        // SAFETY: row `i < rows` of the tile (the caller's contract).
+        unsafe { tile.write_row(i, &values) };
+    }
 }
 
 /// Rounds to the nearest bfloat16, ties to even, as `vcvtne2ps2bf16` does; NaN stays NaN.
