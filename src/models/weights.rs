@@ -2,7 +2,7 @@
 //! A safetensors file is indexed from its header and each tensor read when asked for, so that loading holds one
 //! tensor's original beside the model being built, not a second copy of the whole checkpoint.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -180,16 +180,9 @@ impl Weights {
 /// The largest header a safetensors file may have (as the `safetensors` crate allows).
 const MAX_HEADER: u64 = 100_000_000;
 
-/// One entry of a safetensors header.
-#[derive(Deserialize)]
-struct HeaderEntry {
-    dtype: String,
-    shape: Vec<usize>,
-    data_offsets: (u64, u64),
-}
-
-/// Reads the header of a safetensors file and checks that every tensor lies inside the file, has the size its
-/// dtype and shape imply, and that the data ends where the file does (as the `safetensors` crate checks).
+/// Reads the header of a safetensors file with the `safetensors` crate (which checks that the tensors are
+/// contiguous and each as long as its dtype and shape imply) and checks that the data ends where the file does;
+/// the tensors themselves are read when asked for.
 fn index_safetensors(path: &Path) -> Result<Vec<(String, Stored)>, ModelError> {
     let corrupt = |reason: String| ModelError::corrupt(path, reason);
     let mut file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
@@ -202,42 +195,32 @@ fn index_safetensors(path: &Path) -> Result<Vec<(String, Stored)>, ModelError> {
     }
     let mut header = vec![0u8; n as usize];
     file.read_exact(&mut header).map_err(|e| ModelError::io(path, e))?;
-    let entries: BTreeMap<String, serde_json::Value> =
+    let metadata: safetensors::tensor::Metadata =
         serde_json::from_slice(&header).map_err(|e| corrupt(format!("header: {e}")))?;
     let data_len = size - 8 - n;
-    let mut end_of_data = 0;
-    let mut out = Vec::with_capacity(entries.len());
-    for (name, value) in entries.into_iter().filter(|(name, _)| name != "__metadata__") {
-        let bad = |why: String| corrupt(format!("tensor {name}: {why}"));
-        let e: HeaderEntry = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
-        let dtype = safetensors_dtype(&e.dtype).map_err(&bad)?;
-        let (start, end) = e.data_offsets;
-        let expected = e.shape.iter().try_fold(dtype.size_in_bytes(), |acc, &d| acc.checked_mul(d));
-        if start > end || end > data_len || expected != usize::try_from(end - start).ok() {
-            return Err(bad(format!(
-                "data {start}..{end} does not fit shape {:?} of {dtype:?} in {data_len} bytes",
-                e.shape
-            )));
-        }
-        end_of_data = end_of_data.max(end);
-        let len = (end - start) as usize;
-        out.push((name, Stored::InFile { offset: 8 + n + start, len, dtype, shape: e.shape }));
+    if metadata.data_len() as u64 != data_len {
+        return Err(corrupt(format!("tensor data ends at byte {} of {data_len}", metadata.data_len())));
     }
-    if end_of_data != data_len {
-        return Err(corrupt(format!("tensor data ends at byte {end_of_data} of {data_len}")));
+    let mut out = Vec::new();
+    for (name, info) in metadata.tensors() {
+        let dtype = candle_dtype(info.dtype).map_err(|why| corrupt(format!("tensor {name}: {why}")))?;
+        let (start, end) = info.data_offsets;
+        let (offset, len, shape) = (8 + n + start as u64, end - start, info.shape.clone());
+        out.push((name, Stored::InFile { offset, len, dtype, shape }));
     }
     Ok(out)
 }
 
-fn safetensors_dtype(name: &str) -> Result<DType, String> {
-    Ok(match name {
-        "F32" => DType::F32,
-        "F16" => DType::F16,
-        "BF16" => DType::BF16,
-        "F64" => DType::F64,
-        "I64" => DType::I64,
-        "U8" => DType::U8,
-        "U32" => DType::U32,
+fn candle_dtype(dtype: safetensors::Dtype) -> Result<DType, String> {
+    use safetensors::Dtype as S;
+    Ok(match dtype {
+        S::F32 => DType::F32,
+        S::F16 => DType::F16,
+        S::BF16 => DType::BF16,
+        S::F64 => DType::F64,
+        S::I64 => DType::I64,
+        S::U8 => DType::U8,
+        S::U32 => DType::U32,
         other => return Err(format!("dtype {other:?} is not supported")),
     })
 }

@@ -126,15 +126,15 @@ pub fn available() -> Vec<Isa> {
 /// 0 until chosen; then the index in [`ALL`] plus one.
 static ACTIVE: AtomicU8 = AtomicU8::new(0);
 
-/// The family the kernels use: the one [`set`] chose; else `BRIEF_CPU_ISA` when it names a family this CPU runs
-/// (a bad value is logged and ignored); else [`best`].
+/// The family the kernels use: the one [`set`] or [`choose`] chose; else `BRIEF_CPU_ISA` when it names a family
+/// this CPU runs (a bad value is logged and ignored); else [`best`].
 pub fn active() -> Isa {
     match ACTIVE.load(Ordering::Relaxed) {
-        0 => {
-            let isa = from_env();
-            ACTIVE.store(index(isa), Ordering::Relaxed);
-            isa
-        }
+        0 => choose(None).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, using = %best(), "BRIEF_CPU_ISA ignored");
+            ACTIVE.store(index(best()), Ordering::Relaxed);
+            best()
+        }),
         i => ALL[usize::from(i) - 1],
     }
 }
@@ -157,21 +157,6 @@ pub fn choose(name: Option<&str>) -> Result<Isa, String> {
     };
     set(isa)?;
     Ok(isa)
-}
-
-fn from_env() -> Isa {
-    let Ok(value) = std::env::var("BRIEF_CPU_ISA") else { return best() };
-    match Isa::parse(&value) {
-        Ok(isa) if isa.supported() => isa,
-        Ok(isa) => {
-            tracing::warn!(asked = %isa, using = %best(), "BRIEF_CPU_ISA names kernels this CPU cannot run");
-            best()
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, using = %best(), "BRIEF_CPU_ISA ignored");
-            best()
-        }
-    }
 }
 
 fn index(isa: Isa) -> u8 {
