@@ -538,15 +538,8 @@ impl RuntimeArgs {
         }
         let device = models::parse_device(&self.device)?;
         let dtype = models::parse_dtype(&self.dtype)?;
-        if device.is_cpu() && dtype == models::ComputeType::F16 {
-            return Err(ModelError::Device(format!(
-                "cpu: --dtype {} is for CUDA; the CPU computes in f32, bf16 or int8",
-                self.dtype
-            )));
-        }
-        if !device.is_cpu() && dtype == models::ComputeType::Int8 {
-            return Err(ModelError::Device("--dtype int8 is for the CPU; CUDA computes in f32, f16 or bf16".into()));
-        }
+        // Refused here, before anything is downloaded or loaded, with the message loading would give.
+        dtype.placement(&device)?;
         Ok(EngineConfig {
             source,
             device,

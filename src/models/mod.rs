@@ -114,26 +114,20 @@ impl ComputeType {
         }
     }
 
-    /// How the CPU kernels store the linear maps, or why this type does not run on the CPU.
-    fn cpu_precision(self) -> Result<kernels::Precision, ModelError> {
-        match self {
-            ComputeType::F32 => Ok(kernels::Precision::F32),
-            ComputeType::Bf16 => Ok(kernels::Precision::Bf16),
-            ComputeType::Int8 => Ok(kernels::Precision::Int8),
-            ComputeType::F16 => {
-                Err(ModelError::Device("cpu: precision f16 is for CUDA (the CPU runs f32, bf16 or int8)".into()))
-            }
-        }
-    }
-
-    /// candle's dtype for every tensor on a GPU, or why this type does not run there.
-    fn gpu_dtype(self) -> Result<DType, ModelError> {
-        match self {
-            ComputeType::F32 => Ok(DType::F32),
-            ComputeType::F16 => Ok(DType::F16),
-            ComputeType::Bf16 => Ok(DType::BF16),
-            ComputeType::Int8 => {
-                Err(ModelError::Device("cuda: precision int8 is for the CPU (CUDA runs f32, f16 or bf16)".into()))
+    /// How a model computing in this type is placed on `device`: the dtype of its tensors and (CPU) the
+    /// precision its linear maps are packed in; an error when the device does not run this type.
+    pub fn placement(self, device: &Device) -> Result<(DType, Option<kernels::Precision>), ModelError> {
+        let refused = |msg: &str| Err(ModelError::Device(msg.into()));
+        match (device.is_cpu(), self) {
+            (true, ComputeType::F32) => Ok((DType::F32, Some(kernels::Precision::F32))),
+            (true, ComputeType::Bf16) => Ok((DType::F32, Some(kernels::Precision::Bf16))),
+            (true, ComputeType::Int8) => Ok((DType::F32, Some(kernels::Precision::Int8))),
+            (true, ComputeType::F16) => refused("cpu: --dtype f16 is for CUDA; the CPU computes in f32, bf16 or int8"),
+            (false, ComputeType::F32) => Ok((DType::F32, None)),
+            (false, ComputeType::F16) => Ok((DType::F16, None)),
+            (false, ComputeType::Bf16) => Ok((DType::BF16, None)),
+            (false, ComputeType::Int8) => {
+                refused("cuda: --dtype int8 is for the CPU; CUDA computes in f32, f16 or bf16")
             }
         }
     }
@@ -243,8 +237,7 @@ pub struct LoadedModel {
 /// `config.json`'s `model_type`. On the CPU, tensors are f32 and the linear maps are packed for the project's
 /// kernels in `compute`'s precision (see [`ComputeType`]); on CUDA `compute` is the dtype of every tensor.
 pub fn load(files: &ModelFiles, device: &Device, compute: ComputeType) -> Result<LoadedModel, ModelError> {
-    let (dtype, pack) =
-        if device.is_cpu() { (DType::F32, Some(compute.cpu_precision()?)) } else { (compute.gpu_dtype()?, None) };
+    let (dtype, pack) = compute.placement(device)?;
     let config_path = files.dir.join("config.json");
     let config_json: serde_json::Value = read_json(&config_path)?;
     let model_type = config_json.get("model_type").and_then(|v| v.as_str()).unwrap_or_default().to_string();
