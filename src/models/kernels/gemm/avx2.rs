@@ -10,7 +10,7 @@ use super::{MR, NR};
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// Calls `$f::<R>` for `R` = `$rows` (1 to `$max`).
+/// Calls `$f::<R>` for `R` = `$rows` (1 to 6).
 macro_rules! by_rows {
     ($rows:expr, $f:ident, $($arg:expr),*) => {
         match $rows {
@@ -28,12 +28,15 @@ macro_rules! by_rows {
 const SUB: usize = 6;
 const SUB_INT8: usize = 4;
 
-/// How many 16-column halves of a panel hold valid columns.
-fn halves(cols: usize) -> usize {
-    if cols > 16 {
-        2
-    } else {
-        1
+/// Calls `f(r0, rows_left, h)` for each sub-tile of `sub` rows among the first `rows`, and each 16-column half
+/// `h` of the panel that holds valid columns.
+#[inline(always)]
+fn sub_tiles(rows: usize, cols: usize, sub: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let halves = if cols > 16 { 2 } else { 1 };
+    for r0 in (0..rows).step_by(sub) {
+        for h in 0..halves {
+            f(r0, rows - r0, h);
+        }
     }
 }
 
@@ -52,13 +55,7 @@ pub unsafe fn f32(k: usize, a: &[f32], b: &[f32], acc: &mut [[f32; NR]; MR], row
         match rows {
             1 => f32_wide::<1>(k, ap, bp, acc),
             2 => f32_wide::<2>(k, ap, bp, acc),
-            rows => {
-                for r0 in (0..rows).step_by(SUB) {
-                    for h in 0..halves(cols) {
-                        by_rows!(rows - r0, f32_sub, k, ap, bp, r0, h, acc);
-                    }
-                }
-            }
+            rows => sub_tiles(rows, cols, SUB, |r0, left, h| by_rows!(left, f32_sub, k, ap, bp, r0, h, acc)),
         }
     }
 }
@@ -135,12 +132,9 @@ unsafe fn f32_wide<const R: usize>(k: usize, ap: *const f32, bp: *const f32, acc
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn bf16(k2: usize, a: &[f32], b: &[u16], acc: &mut [[f32; NR]; MR], rows: usize, cols: usize) {
     assert!(a.len() >= 2 * k2 * MR && b.len() >= k2 * NR * 2 && rows <= MR, "panel sizes");
-    for r0 in (0..rows).step_by(SUB) {
-        for h in 0..halves(cols) {
-            // SAFETY: the panels hold `k2` steps (checked above); sub-tiles stay inside the block.
-            unsafe { by_rows!(rows - r0, bf16_sub, k2, a.as_ptr(), b.as_ptr(), r0, h, acc) };
-        }
-    }
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: the panels hold `k2` steps (checked above); sub-tiles stay inside the block.
+    sub_tiles(rows, cols, SUB, |r0, left, h| unsafe { by_rows!(left, bf16_sub, k2, ap, bp, r0, h, acc) });
 }
 
 /// # Safety
@@ -192,19 +186,16 @@ unsafe fn bf16_sub<const R: usize>(
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn int8(k4: usize, a: &[u32], b: &[i8], acc: &mut [[i32; NR]; MR], rows: usize, cols: usize) {
     assert!(a.len() >= k4 * MR && b.len() >= k4 * NR * 4 && rows <= MR, "panel sizes");
-    for r0 in (0..rows).step_by(SUB_INT8) {
-        for h in 0..halves(cols) {
-            // SAFETY: the panels hold `k4` steps (checked above); sub-tiles stay inside the block.
-            unsafe {
-                match rows - r0 {
-                    1 => int8_sub::<1>(k4, a.as_ptr(), b.as_ptr(), r0, h, acc),
-                    2 => int8_sub::<2>(k4, a.as_ptr(), b.as_ptr(), r0, h, acc),
-                    3 => int8_sub::<3>(k4, a.as_ptr(), b.as_ptr(), r0, h, acc),
-                    _ => int8_sub::<4>(k4, a.as_ptr(), b.as_ptr(), r0, h, acc),
-                }
-            }
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: the panels hold `k4` steps (checked above); sub-tiles stay inside the block.
+    sub_tiles(rows, cols, SUB_INT8, |r0, left, h| unsafe {
+        match left {
+            1 => int8_sub::<1>(k4, ap, bp, r0, h, acc),
+            2 => int8_sub::<2>(k4, ap, bp, r0, h, acc),
+            3 => int8_sub::<3>(k4, ap, bp, r0, h, acc),
+            _ => int8_sub::<4>(k4, ap, bp, r0, h, acc),
         }
-    }
+    });
 }
 
 /// # Safety
@@ -248,12 +239,9 @@ unsafe fn int8_sub<const R: usize>(
 #[target_feature(enable = "avx2,avxvnni")]
 pub unsafe fn int8_vnni(k4: usize, a: &[u32], b: &[i8], acc: &mut [[i32; NR]; MR], rows: usize, cols: usize) {
     assert!(a.len() >= k4 * MR && b.len() >= k4 * NR * 4 && rows <= MR, "panel sizes");
-    for r0 in (0..rows).step_by(SUB) {
-        for h in 0..halves(cols) {
-            // SAFETY: the panels hold `k4` steps (checked above); sub-tiles stay inside the block.
-            unsafe { by_rows!(rows - r0, vnni_sub, k4, a.as_ptr(), b.as_ptr(), r0, h, acc) };
-        }
-    }
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: the panels hold `k4` steps (checked above); sub-tiles stay inside the block.
+    sub_tiles(rows, cols, SUB, |r0, left, h| unsafe { by_rows!(left, vnni_sub, k4, ap, bp, r0, h, acc) });
 }
 
 /// # Safety

@@ -161,53 +161,89 @@ impl PackedMatrix {
         let kernel = Kernel::choose(self.precision(), isa);
         let acts = ActPanels::pack(a, m, k, kernel.activations());
         let plan = Plan::new(m, n, acts.panel_bytes());
-        let out_ptr = SendPtr(out.as_mut_ptr());
-        let steps = acts.steps();
         // Weights that fit in the caches stay there between calls; larger ones stream from memory.
         let stream = self.bytes() > PREFETCH_ABOVE;
+        let call = Call { kernel, acts: &acts, m, n, bias, epilogue, out: SendPtr(out.as_mut_ptr()), stream };
         (0..plan.tasks()).into_par_iter().for_each(|t| {
             let (panels, row_panels) = plan.tile(t);
             let mut acc = Accumulators::new(kernel, row_panels.len());
-            let last_panel = panels.end;
-            for p in panels {
-                let cols = NR.min(n - p * NR);
-                acc.clear();
-                // Over k in blocks whose weight panel stays in L1 while every row panel of the task reads it; the
-                // sums go on in the same order (f32 partial sums kept exactly between blocks).
-                for k0 in (0..steps).step_by(K_BLOCK) {
-                    let ks = k0..steps.min(k0 + K_BLOCK);
-                    // The next weight block (this panel's, or the next panel's first) is fetched into L2 a
-                    // share at a time while this one is multiplied, so no row panel waits on memory for it.
-                    let next = if ks.end < steps { Some((p, ks.end)) } else { Some((p + 1, 0)) };
-                    let next = next.filter(|&(np, _)| stream && np < last_panel);
-                    let parts = row_panels.len();
-                    for (i, q) in row_panels.clone().enumerate() {
-                        let rows = MR.min(m - q * MR);
-                        kernel.accumulate(&acts, q, &self.panels, p, ks.clone(), &mut acc, i, (rows, cols));
-                        if let Some((np, nk)) = next {
-                            self.panels.prefetch(np, nk..steps.min(nk + K_BLOCK), steps, (i, parts));
-                        }
-                    }
-                }
-                let mut tile_bias = [0f32; NR];
-                if let Some(b) = bias {
-                    tile_bias[..cols].copy_from_slice(&b[p * NR..p * NR + cols]);
-                }
-                for (i, q) in row_panels.clone().enumerate() {
-                    let rows = MR.min(m - q * MR);
-                    // SAFETY: the tile (rows q*MR.., columns p*NR..) lies inside `out` (m × n) and is written by
-                    // this task only: tasks own disjoint (row block, panel range) pairs.
-                    let c = unsafe { out_ptr.get().add(q * MR * n + p * NR) };
-                    let tile = Tile { c, ldc: n, rows, cols, bias: &tile_bias };
-                    // SAFETY: as above.
-                    unsafe {
-                        acc.finish(i, (&acts, q), (&self.panels, p), kernel.offsets(), &tile);
-                        apply(epilogue, &tile);
-                    }
-                }
+            for p in panels.clone() {
+                let next_panel = (p + 1 < panels.end).then_some(p + 1);
+                self.accumulate_panel(&call, p, next_panel, row_panels.clone(), &mut acc);
+                // SAFETY: tasks own disjoint (row block, panel range) pairs, so this task alone writes these tiles.
+                unsafe { self.write_panel(&call, p, row_panels.clone(), &acc) };
             }
         });
     }
+
+    /// Sums the products of column panel `p` for each row panel in `row_panels` into `acc`, over k in blocks
+    /// whose weight panel stays in L1 while every row panel reads it (the sums go on in the same order: f32
+    /// partial sums are kept exactly between blocks). The next weight block (this panel's, or `next_panel`'s
+    /// first) is fetched into L2 a share at a time meanwhile, so that no row panel waits on memory for it.
+    fn accumulate_panel(
+        &self,
+        call: &Call,
+        p: usize,
+        next_panel: Option<usize>,
+        row_panels: std::ops::Range<usize>,
+        acc: &mut Accumulators,
+    ) {
+        let steps = call.acts.steps();
+        let cols = NR.min(call.n - p * NR);
+        let parts = row_panels.len();
+        acc.clear();
+        for k0 in (0..steps).step_by(K_BLOCK) {
+            let ks = k0..steps.min(k0 + K_BLOCK);
+            let next = if ks.end < steps { Some((p, ks.end)) } else { next_panel.map(|np| (np, 0)) };
+            let next = next.filter(|_| call.stream);
+            for (i, q) in row_panels.clone().enumerate() {
+                let rows = MR.min(call.m - q * MR);
+                call.kernel.accumulate(call.acts, q, &self.panels, p, ks.clone(), acc, i, (rows, cols));
+                if let Some((np, nk)) = next {
+                    self.panels.prefetch(np, nk..steps.min(nk + K_BLOCK), steps, (i, parts));
+                }
+            }
+        }
+    }
+
+    /// Writes the sums in `acc` to column panel `p` of the output: bias added, int8 dequantised, the epilogue
+    /// applied.
+    ///
+    /// # Safety
+    /// No other thread may write these tiles of `call.out` meanwhile.
+    unsafe fn write_panel(&self, call: &Call, p: usize, row_panels: std::ops::Range<usize>, acc: &Accumulators) {
+        let (m, n) = (call.m, call.n);
+        let cols = NR.min(n - p * NR);
+        let mut tile_bias = [0f32; NR];
+        if let Some(b) = call.bias {
+            tile_bias[..cols].copy_from_slice(&b[p * NR..p * NR + cols]);
+        }
+        for (i, q) in row_panels.enumerate() {
+            let rows = MR.min(m - q * MR);
+            // SAFETY: the tile (rows q*MR.., columns p*NR..) lies inside the output (m × n, checked by
+            // `matmul_on`), and only this caller writes it.
+            let c = unsafe { call.out.get().add(q * MR * n + p * NR) };
+            let tile = Tile { c, ldc: n, rows, cols, bias: &tile_bias };
+            // SAFETY: as above.
+            unsafe {
+                acc.finish(i, (call.acts, q), (&self.panels, p), call.kernel.offsets(), &tile);
+                apply(call.epilogue, &tile);
+            }
+        }
+    }
+}
+
+/// What every task of one product shares.
+struct Call<'a> {
+    kernel: Kernel,
+    acts: &'a ActPanels,
+    m: usize,
+    n: usize,
+    bias: Option<&'a [f32]>,
+    epilogue: Option<fn(&mut [f32])>,
+    out: SendPtr,
+    /// Whether to prefetch the weights (see [`PREFETCH_ABOVE`]).
+    stream: bool,
 }
 
 /// Weights above this size are prefetched block by block (smaller ones measured slower with it).
@@ -366,7 +402,7 @@ impl Kernel {
 
     /// Whether the kernel multiplies activations offset to unsigned (`q + 128`, for `vpdpbusd`).
     fn offsets(self) -> bool {
-        matches!(self, Kernel::Int8Vnni512 | Kernel::Int8Vnni256)
+        self.activations() == pack::ActLayout::Int8Unsigned
     }
 
     /// Adds the products of k steps `ks` of row panel `q` and column panel `p` to tile `i` of `acc`.
@@ -406,7 +442,7 @@ impl Kernel {
                 }
             }
             (ActPanels::Bf16AsF32 { data, k2 }, WeightPanels::Bf16 { data: w }, Accumulators::F32(acc)) => {
-                let (a, b, acc) = (&data[a_at(*k2, MR * 2)], &w[b_at(*k2, NR * 2)], &mut acc[i]);
+                let (a, b, acc) = (data[a_at(*k2, MR)].as_flattened(), &w[b_at(*k2, NR * 2)], &mut acc[i]);
                 // SAFETY: as above (chosen only on AVX2 + FMA CPUs).
                 unsafe { avx2::bf16(steps, a, b, acc, rows, cols) }
             }

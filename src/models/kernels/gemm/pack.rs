@@ -44,14 +44,12 @@ impl WeightPanels {
     /// Asks for share `part` of `parts` of the cache lines of panel `p`'s steps `ks` (of `steps` a panel) to be
     /// brought into L2.
     pub fn prefetch(&self, p: usize, ks: std::ops::Range<usize>, steps: usize, (part, parts): (usize, usize)) {
+        // Values a step of a panel holds: NR columns of 1, 2 or 4 k values.
+        let span = |per: usize| (p * steps + ks.start) * NR * per..(p * steps + ks.end) * NR * per;
         match self {
-            WeightPanels::F32(w) => prefetch(&w[(p * steps + ks.start) * NR..(p * steps + ks.end) * NR], part, parts),
-            WeightPanels::Bf16 { data } => {
-                prefetch(&data[(p * steps + ks.start) * NR * 2..(p * steps + ks.end) * NR * 2], part, parts)
-            }
-            WeightPanels::Int8 { data, .. } => {
-                prefetch(&data[(p * steps + ks.start) * NR * 4..(p * steps + ks.end) * NR * 4], part, parts)
-            }
+            WeightPanels::F32(w) => prefetch(&w[span(1)], part, parts),
+            WeightPanels::Bf16 { data } => prefetch(&data[span(2)], part, parts),
+            WeightPanels::Int8 { data, .. } => prefetch(&data[span(4)], part, parts),
         }
     }
 
@@ -173,9 +171,9 @@ pub enum ActPanels {
     /// `[panel][k / 2][MR]` pairs of bf16, the even k in the low half.
     Bf16Pairs { data: Vec<u32>, k2: usize },
     /// `[panel][k / 2][MR][2]` f32 values rounded to bf16 (for kernels that widen bf16 weights to f32).
-    Bf16AsF32 { data: Vec<f32>, k2: usize },
-    /// `[panel][k / 4][MR]` quads of int8 (`x ≈ q · scales[row]`), the first k in the low byte; with `unsigned`,
-    /// each byte is `q + 128`.
+    Bf16AsF32 { data: Vec<[f32; 2]>, k2: usize },
+    /// `[panel][k / 4][MR]` quads of int8 (`x ≈ q · scales[row]`), the first k in the low byte; for
+    /// [`ActLayout::Int8Unsigned`] each byte is `q + 128`.
     Int8 { data: Vec<u32>, scales: Vec<f32>, k4: usize },
 }
 
@@ -186,13 +184,13 @@ impl ActPanels {
             ActLayout::F32 => ActPanels::F32 { data: act_panels(m, k, |i, out| out.copy_from_slice(row(i))), k },
             ActLayout::Bf16AsF32 => {
                 let k2 = k.div_ceil(2);
-                let data: Vec<[f32; 2]> = act_panels(m, k2, |i, out| {
+                let data = act_panels(m, k2, |i, out| {
                     for (o, pair) in out.iter_mut().zip(row(i).chunks(2)) {
                         let round = |x: f32| bf16_to_f32(f32_to_bf16(x));
                         *o = [round(pair[0]), pair.get(1).map_or(0.0, |&x| round(x))];
                     }
                 });
-                ActPanels::Bf16AsF32 { data: data.into_iter().flatten().collect(), k2 }
+                ActPanels::Bf16AsF32 { data, k2 }
             }
             ActLayout::Bf16Pairs => {
                 let k2 = k.div_ceil(2);
