@@ -73,6 +73,11 @@ pub struct EngineConfig {
     pub prefix: Option<String>,
 }
 
+/// The CPU kernel family the models run on, with the extensions it uses (e.g. `avx512 (bf16, vnni)`).
+pub fn cpu_kernels() -> String {
+    models::kernels::isa::active().describe()
+}
+
 /// The model's identity, as reported with results.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModelInfo {

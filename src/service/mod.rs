@@ -177,7 +177,7 @@ impl Service {
 
     pub fn runtime_info(&self) -> RuntimeInfo {
         RuntimeInfo {
-            cpu_isa: crate::models::kernels::isa::active().describe(),
+            cpu_isa: crate::engine::cpu_kernels(),
             translate: self.translator.codec().precision().name(),
             summarize: self.summarizer.as_ref().map(|s| s.codec().precision().name()),
         }
