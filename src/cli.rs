@@ -146,6 +146,26 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_summary: bool,
 
+    /// Most characters per text on LibreTranslate's /translate (400 "exceeds text limit" above it, as
+    /// LibreTranslate answers; shown to clients by /frontend/settings). Unset: no limit but --max-body-bytes.
+    #[arg(long, env = "BRIEF_CHAR_LIMIT")]
+    pub char_limit: Option<usize>,
+
+    /// Most texts in one /translate `q` list (400 above it, as LibreTranslate answers). Unset: no limit.
+    #[arg(long, env = "BRIEF_BATCH_LIMIT")]
+    pub batch_limit: Option<usize>,
+
+    /// Most alternatives /translate gives (`alternatives=N`, the next-best translations of a beam search as wide
+    /// as N + 1); a larger N gets this many, as in LibreTranslate.
+    #[arg(long, env = "BRIEF_ALTERNATIVES_LIMIT", default_value_t = 10,
+        value_parser = clap::value_parser!(u16).range(0..=31))]
+    pub alternatives_limit: u16,
+
+    /// Origins that web pages may call the API from (CORS): `*` (any, as LibreTranslate allows) or a
+    /// comma-separated list such as `https://news.example,https://desk.example`.
+    #[arg(long, env = "BRIEF_CORS_ORIGINS", default_value = "*", value_parser = crate::http::CorsOrigins::parse)]
+    pub cors_origins: crate::http::CorsOrigins,
+
     #[command(flatten)]
     pub model: TranslateModelArgs,
 

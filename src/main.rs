@@ -260,6 +260,13 @@ fn serve(args: ServeArgs) -> Result<()> {
         access: Arc::new(access(&args)?),
         watch_interval: (args.watch_interval_secs > 0)
             .then(|| std::time::Duration::from_secs(args.watch_interval_secs)),
+        limits: brief::http::LtLimits {
+            chars: args.char_limit,
+            batch: args.batch_limit,
+            alternatives: args.alternatives_limit as usize,
+        },
+        cors: args.cors_origins.clone(),
+        file_formats: Vec::new(),
     };
     let defaults = brief::http::Defaults { translate: args.search.overrides(), summary: args.summary.options()? };
     let metrics = Arc::new(Metrics::new());

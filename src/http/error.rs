@@ -13,8 +13,8 @@ use crate::service::ServiceError;
 pub struct ErrorBody {
     /// What went wrong, for people.
     pub error: String,
-    /// What went wrong, for programs: `invalid_json`, `validation_error`, `unsupported_language_pair`,
-    /// `unsupported_media_type`, `payload_too_large`, `forbidden`, `rate_limited`, `not_found`, `method_not_allowed`,
+    /// What went wrong, for programs: `invalid_json`, `invalid_request`, `validation_error`, `unsupported_language_pair`,
+    /// `unsupported_media_type`, `payload_too_large`, `text_limit_exceeded`, `forbidden`, `rate_limited`, `not_found`, `method_not_allowed`,
     /// `overloaded`, `loading`, `timeout`, `unavailable`, `internal_error`.
     pub error_type: String,
 }
@@ -46,6 +46,25 @@ impl ApiError {
             retry_after: Some(5),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "loading", "the models are still loading")
         }
+    }
+
+    /// LibreTranslate's text for a request without a key where one is required (Dialect matches on it).
+    pub const KEY_REQUIRED: &'static str = "Please contact the server operator to obtain an API key";
+    /// LibreTranslate's text for a key that is not configured (Dialect matches on it).
+    pub const INVALID_KEY: &'static str = "Invalid API key";
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// LibreTranslate's 400 for a text (or a list) over `--char-limit` (or `--batch-limit`); clients match on
+    /// "exceeds text limit".
+    pub fn text_limit(size: usize, limit: usize) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "text_limit_exceeded",
+            format!("Invalid request: request ({size}) exceeds text limit ({limit})"),
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

@@ -1,21 +1,28 @@
-//! `brief serve`: the router (API and reader pages), request metrics, body limit, background model loading and
-//! graceful shutdown.
+//! `brief serve`: the router (API and reader pages) and its layers (CORS, compression, request ids, metrics,
+//! body limit), background model loading and graceful shutdown.
 
 pub mod access;
-pub mod api;
 pub mod error;
+pub mod extract;
+pub mod libretranslate;
+pub mod openapi;
+pub mod ops;
 pub mod reader;
+pub mod v1;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 
 use crate::generate::Overrides;
 use crate::metrics::Metrics;
@@ -35,6 +42,63 @@ pub struct ServerConfig {
     /// How often a background thread checks the models' files on disk (and logs a change once); `None` checks
     /// only when `/health` is asked.
     pub watch_interval: Option<Duration>,
+    /// LibreTranslate's limits on `/translate`.
+    pub limits: LtLimits,
+    /// Origins that browsers may call the API from (`*`: any).
+    pub cors: CorsOrigins,
+    /// The file formats `/translate_file` takes (shown by `/frontend/settings`).
+    pub file_formats: Vec<&'static str>,
+}
+
+/// LibreTranslate's limits on `/translate` (`--char-limit`, `--batch-limit`, `--alternatives-limit`).
+#[derive(Debug, Clone)]
+pub struct LtLimits {
+    /// Most characters per text (`None`: no limit but the body's).
+    pub chars: Option<usize>,
+    /// Most texts in one `q` list.
+    pub batch: Option<usize>,
+    /// Most alternatives given; more asked for are not an error, as in LibreTranslate.
+    pub alternatives: usize,
+}
+
+/// Which origins may call the API from a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<HeaderValue>),
+}
+
+impl CorsOrigins {
+    /// `*`, or origins separated by commas (`https://a.example,https://b.example`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim() == "*" {
+            return Ok(CorsOrigins::Any);
+        }
+        let origins = text
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                let ok = (o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/');
+                match HeaderValue::from_str(o) {
+                    Ok(v) if ok => Ok(v),
+                    _ => Err(format!("{o:?} is not an origin (scheme://host[:port], no path), nor *")),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if origins.is_empty() {
+            return Err("--cors-origins needs * or at least one origin".into());
+        }
+        Ok(CorsOrigins::List(origins))
+    }
+
+    fn layer(&self) -> CorsLayer {
+        let origins = match self {
+            CorsOrigins::Any => AllowOrigin::from(Any),
+            CorsOrigins::List(list) => AllowOrigin::list(list.clone()),
+        };
+        CorsLayer::new().allow_origin(origins).allow_methods(Any).allow_headers(Any).max_age(Duration::from_secs(3600))
+    }
 }
 
 /// Search defaults for requests that do not set them.
@@ -55,25 +119,39 @@ pub struct AppState {
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
+    use libretranslate as lt;
     let max_body = state.config.max_body_bytes;
+    let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/", get(reader::index))
         .route("/briefs/{id}", get(reader::brief))
-        .route("/translate", post(api::translate))
-        .route("/detect", post(api::detect))
-        .route("/languages", get(api::languages))
-        .route("/v1/translate", post(api::v1_translate))
-        .route("/v1/summarize", post(api::v1_summarize))
-        .route("/v1/briefs", post(api::v1_create_brief).get(api::v1_list_briefs))
-        .route("/v1/briefs/{id}", get(api::v1_get_brief))
-        .route("/health", get(api::health))
-        .route("/metrics", get(api::metrics))
-        .route("/openapi.json", get(api::openapi))
+        .route("/translate", post(lt::translate))
+        .route("/detect", post(lt::detect))
+        .route("/languages", get(lt::languages_list).post(lt::languages_list))
+        .route("/frontend/settings", get(lt::frontend_settings))
+        .route("/suggest", post(lt::suggest))
+        .route("/spec", get(openapi::spec))
+        .route("/v1/translate", post(v1::v1_translate))
+        .route("/v1/summarize", post(v1::v1_summarize))
+        .route("/v1/briefs", post(v1::v1_create_brief).get(v1::v1_list_briefs))
+        .route("/v1/briefs/{id}", get(v1::v1_get_brief))
+        .route("/health", get(ops::health))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record))
+        .layer(CompressionLayer::new())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(state.config.cors.layer())
         .with_state(state)
+}
+
+/// A request still unanswered after the server's timeout gets 504.
+pub(crate) fn deadline(state: &AppState) -> Option<Instant> {
+    Some(Instant::now() + state.config.request_timeout)
 }
 
 async fn not_found() -> ApiError {
@@ -88,12 +166,18 @@ async fn method_not_allowed() -> ApiError {
 async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     state.metrics.inc("brief_http_requests_total", &[("route", &route), ("status", &status)], 1.0);
     state.metrics.observe("brief_http_request_duration_seconds", &[("route", &route)], started.elapsed().as_secs_f64());
-    tracing::info!(route, status, ms = started.elapsed().as_millis() as u64, "request");
+    tracing::info!(route, status, request_id = id, ms = started.elapsed().as_millis() as u64, "request");
     response
 }
 

@@ -3,6 +3,7 @@
 //! job and the HTTP API; every model call goes cache → model → cache.
 
 pub mod brief;
+pub mod formats;
 pub mod generator;
 pub mod html;
 pub mod langid;
@@ -17,6 +18,7 @@ use crate::generate::Overrides;
 use crate::tokenize::segment::Document;
 
 pub use brief::{make_brief, make_briefs, Article, Brief, BriefOptions};
+pub use formats::{translate_formatted, Format};
 pub use generator::{CachedModel, Generated, Generator};
 pub use summary::{summarize, summarize_many, Summary, SummaryOptions};
 
