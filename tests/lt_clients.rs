@@ -501,3 +501,42 @@ fn empty_and_null_keys_count_as_absent() {
     );
     assert_eq!(answer.status, 200, "an empty api_key field leaves the Authorization header to count: {}", answer.body);
 }
+
+/// Responses are gzip-compressed for clients that ask (tower-http), and identical once decompressed. (Raw HTTP:
+/// ureq, with the features hf-hub turns on, would decompress it out of sight.)
+#[test]
+fn responses_are_compressed_when_asked() {
+    use std::io::{Read, Write};
+    let (server, _cache) = start(&[]);
+    let plain = send(&server, "GET", "/openapi.json", &[], None);
+    assert_eq!(plain.header("content-encoding"), None);
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let request =
+        format!("GET /openapi.json HTTP/1.1\r\nHost: {address}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip") && head.contains("transfer-encoding: chunked"), "{head}");
+    let compressed = dechunk(&raw[split + 4..]);
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&compressed[..]).read_to_string(&mut text).unwrap();
+    assert!(compressed.len() < text.len() / 2, "{} of {}", compressed.len(), text.len());
+    assert_eq!(text, plain.body);
+}
+
+/// The payload of a chunked HTTP/1.1 body.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&body[..line_end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[line_end + 2..line_end + 2 + size]);
+        body = &body[line_end + 2 + size + 2..];
+    }
+}
