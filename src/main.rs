@@ -253,6 +253,8 @@ fn access(args: &ServeArgs) -> Result<brief::http::access::Access> {
 
 fn serve(args: ServeArgs) -> Result<()> {
     brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
+    let store = Arc::new(args.files.store(&args.cache)?);
+    store.spawn_sweeper(args.files.sweep_interval())?;
     let config = brief::http::ServerConfig {
         bind: args.bind,
         max_body_bytes: args.max_body_bytes,
@@ -260,6 +262,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         access: Arc::new(access(&args)?),
         watch_interval: (args.watch_interval_secs > 0)
             .then(|| std::time::Duration::from_secs(args.watch_interval_secs)),
+        files: brief::http::files::FilesConfig { store, max_bytes: args.files.file_max_bytes },
     };
     let defaults = brief::http::Defaults { translate: args.search.overrides(), summary: args.summary.options()? };
     let metrics = Arc::new(Metrics::new());

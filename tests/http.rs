@@ -365,6 +365,7 @@ fn a_request_past_its_time_limit_gets_504() {
 #[test]
 fn health_is_503_until_the_models_are_loaded() {
     use tower::ServiceExt;
+    let files = tempfile::tempdir().unwrap();
     let state = brief::http::AppState {
         service: Arc::new(std::sync::OnceLock::new()),
         metrics: Arc::new(brief::metrics::Metrics::new()),
@@ -374,6 +375,10 @@ fn health_is_503_until_the_models_are_loaded() {
             request_timeout: Duration::from_secs(5),
             access: Default::default(),
             watch_interval: None,
+            files: brief::http::files::FilesConfig {
+                store: Arc::new(brief::service::files::FileStore::open(files.path(), Duration::from_secs(60)).unwrap()),
+                max_bytes: 1 << 20,
+            },
         }),
         defaults: Arc::new(brief::http::Defaults::default()),
     };

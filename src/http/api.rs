@@ -79,7 +79,7 @@ fn unsupported_media_type(expected: &str) -> ApiError {
 
 /// Runs `work` on the blocking pool (the models have their own threads; cache and tokenizer work stays off the
 /// async runtime too).
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(work).await {
@@ -88,14 +88,14 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn service(state: &AppState) -> Result<Arc<Service>, ApiError> {
+pub(super) fn service(state: &AppState) -> Result<Arc<Service>, ApiError> {
     state.service.get().cloned().ok_or_else(ApiError::loading)
 }
 
 /// Admits a request with key `given` (the body's `api_key`, else `Authorization: Bearer`) and `chars()` characters
 /// of text, or says why not: 403 without a valid key, 429 with `Retry-After` over a rate limit, 413 for a request
 /// larger than the key's whole per-minute character allowance. Without keys configured nothing is counted.
-fn check_key(state: &AppState, given: Option<&str>, chars: impl FnOnce() -> usize) -> Result<(), ApiError> {
+pub(super) fn check_key(state: &AppState, given: Option<&str>, chars: impl FnOnce() -> usize) -> Result<(), ApiError> {
     use super::access::{Access, Denied};
     let access = &state.config.access;
     if !access.enabled() {
@@ -134,7 +134,7 @@ fn chars<'a>(texts: impl IntoIterator<Item = &'a String>) -> usize {
     texts.into_iter().map(|t| t.chars().count()).sum()
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -142,7 +142,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-fn deadline(state: &AppState) -> Option<Instant> {
+pub(super) fn deadline(state: &AppState) -> Option<Instant> {
     Some(Instant::now() + state.config.request_timeout)
 }
 

@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::engine::EngineError;
+use crate::service::files::FileError;
 use crate::service::ServiceError;
 
 /// The JSON body of every error response.
@@ -13,7 +14,7 @@ use crate::service::ServiceError;
 pub struct ErrorBody {
     /// What went wrong, for people.
     pub error: String,
-    /// What went wrong, for programs: `invalid_json`, `validation_error`, `unsupported_language_pair`,
+    /// What went wrong, for programs: `invalid_json`, `invalid_request`, `validation_error`, `unsupported_language_pair`,
     /// `unsupported_media_type`, `payload_too_large`, `forbidden`, `rate_limited`, `not_found`, `method_not_allowed`,
     /// `overloaded`, `loading`, `timeout`, `unavailable`, `internal_error`.
     pub error_type: String,
@@ -56,7 +57,12 @@ impl ApiError {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            ServiceError::NotFound(_) | ServiceError::File(FileError::NotFound) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            ServiceError::File(FileError::Unsupported | FileError::NotUtf8 | FileError::InvalidName) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+            }
             ServiceError::NoSummarizer => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
             // Logged by the store when its reads start failing; `/health` says why.
             ServiceError::StoreUnavailable(_) => {

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod api;
 pub mod error;
+pub mod files;
 pub mod reader;
 
 use std::net::SocketAddr;
@@ -35,6 +36,8 @@ pub struct ServerConfig {
     /// How often a background thread checks the models' files on disk (and logs a change once); `None` checks
     /// only when `/health` is asked.
     pub watch_interval: Option<Duration>,
+    /// File translation: where translated files are kept, and the largest upload.
+    pub files: files::FilesConfig,
 }
 
 /// Search defaults for requests that do not set them.
@@ -62,6 +65,8 @@ pub fn router(state: AppState) -> Router {
         .route("/translate", post(api::translate))
         .route("/detect", post(api::detect))
         .route("/languages", get(api::languages))
+        .route("/translate_file", post(files::translate_file))
+        .route("/download_file/{name}", get(files::download_file))
         .route("/v1/translate", post(api::v1_translate))
         .route("/v1/summarize", post(api::v1_summarize))
         .route("/v1/briefs", post(api::v1_create_brief).get(api::v1_list_briefs))
