@@ -109,6 +109,10 @@ fn files_come_back_translated_as_translate_gives_their_text() {
     let (content_type, english) = translated_file(&server, "berita.txt", text);
     assert_eq!(content_type, "text/plain; charset=utf-8");
     assert_eq!(english, translate(&server, json!(text), "text"));
+    // A byte-order mark and CRLF line ends come back as they went in.
+    let (_, english) = translated_file(&server, "crlf.txt", &format!("\u{feff}{}", text.replace('\n', "\r\n")));
+    let lf = translate(&server, json!(text), "text");
+    assert_eq!(english, format!("\u{feff}{}", lf.as_str().unwrap().replace('\n', "\r\n")));
 
     let markdown = "# Harga Beras Naik\n\
         \n\
@@ -167,7 +171,7 @@ fn files_come_back_translated_as_translate_gives_their_text() {
     assert_eq!(status, 200);
     let url = body["translatedFileUrl"].as_str().unwrap();
     assert!(url.starts_with("https://berita.example:8443/download_file/") && url.ends_with(".a.txt"), "{url}");
-    assert_eq!(std::fs::read_dir(&files).unwrap().count(), 4, "each upload is kept");
+    assert_eq!(std::fs::read_dir(&files).unwrap().count(), 5, "each upload is kept");
 }
 
 #[test]

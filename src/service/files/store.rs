@@ -230,6 +230,21 @@ mod tests {
     }
 
     #[test]
+    fn a_temporary_folder_is_new_and_private() {
+        let a = FileStore::temporary(Duration::from_secs(1)).unwrap();
+        let b = FileStore::temporary(Duration::from_secs(1)).unwrap();
+        assert_ne!(a.dir(), b.dir());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(a.dir()).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        for store in [a, b] {
+            std::fs::remove_dir(store.dir()).unwrap();
+        }
+    }
+
+    #[test]
     fn files_are_kept_until_they_expire() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::open(&dir.path().join("files"), Duration::from_secs(3600)).unwrap();
