@@ -260,13 +260,17 @@ pub struct FilesArgs {
 }
 
 impl FilesArgs {
-    /// Opens the folder of translated files (see `--files-dir`).
+    /// Opens the folder of translated files (see `--files-dir`). When the default one cannot be made (the cache
+    /// directory is read-only, say), a temporary folder serves instead, as the cache degrades instead of failing.
     pub fn store(&self, cache: &CacheArgs) -> Result<FileStore, FileError> {
         let ttl = Duration::from_secs(self.file_ttl_secs);
         match &self.files_dir {
             Some(dir) => FileStore::open(dir, ttl),
             None if cache.no_cache => FileStore::temporary(ttl),
-            None => FileStore::open(&cache.dir().join("files"), ttl),
+            None => FileStore::open(&cache.dir().join("files"), ttl).or_else(|e| {
+                tracing::warn!(error = %e, "translated files go to a temporary folder instead");
+                FileStore::temporary(ttl)
+            }),
         }
     }
 
