@@ -13,6 +13,7 @@ use crate::engine::{BatchLimits, Engine, EngineConfig, EngineError};
 use crate::generate::{EarlyStoppingOption, Overrides};
 use crate::metrics::Metrics;
 use crate::models::{self, ModelError, ModelSource};
+use crate::service::files::{FileError, FileStore};
 use crate::service::SummaryOptions;
 use crate::service::{CachedModel, Service};
 
@@ -167,6 +168,9 @@ pub struct ServeArgs {
     pub cors_origins: crate::http::CorsOrigins,
 
     #[command(flatten)]
+    pub files: FilesArgs,
+
+    #[command(flatten)]
     pub model: TranslateModelArgs,
 
     #[command(flatten)]
@@ -252,6 +256,47 @@ impl CacheArgs {
     /// Opens the store; `verify` runs SQLite's quick check first (see [`Verify`]).
     pub fn open(&self, verify: Verify) -> Result<Arc<Cache>, crate::cache::CacheError> {
         Ok(Arc::new(Cache::open(&self.dir(), self.cache_max_mb.saturating_mul(1024 * 1024), verify)?))
+    }
+}
+
+/// File translation (`POST /translate_file`, `GET /download_file/{name}`).
+#[derive(Debug, Clone, Args)]
+pub struct FilesArgs {
+    /// Folder where translated files wait to be downloaded (default: `files` in the cache directory; with
+    /// --no-cache, a new owner-only folder under the system's temporary directory). Only files named as this
+    /// server names them are ever served or deleted there.
+    #[arg(long, env = "BRIEF_FILES_DIR")]
+    pub files_dir: Option<PathBuf>,
+
+    /// Largest file /translate_file accepts, in bytes; larger ones get 413 (the whole request is also bounded
+    /// by --max-body-bytes).
+    #[arg(long, env = "BRIEF_FILE_MAX_BYTES", default_value_t = 1024 * 1024)]
+    pub file_max_bytes: usize,
+
+    /// Seconds a translated file can be downloaded; then it is deleted (by a sweep on each upload and one every
+    /// min(TTL/2, 60) seconds).
+    #[arg(long, env = "BRIEF_FILE_TTL_SECS", default_value_t = 600)]
+    pub file_ttl_secs: u64,
+}
+
+impl FilesArgs {
+    /// Opens the folder of translated files (see `--files-dir`). When the default one cannot be made (the cache
+    /// directory is read-only, say), a temporary folder serves instead, as the cache degrades instead of failing.
+    pub fn store(&self, cache: &CacheArgs) -> Result<FileStore, FileError> {
+        let ttl = Duration::from_secs(self.file_ttl_secs);
+        match &self.files_dir {
+            Some(dir) => FileStore::open(dir, ttl),
+            None if cache.no_cache => FileStore::temporary(ttl),
+            None => FileStore::open(&cache.dir().join("files"), ttl).or_else(|e| {
+                tracing::warn!(error = %e, "translated files go to a temporary folder instead");
+                FileStore::temporary(ttl)
+            }),
+        }
+    }
+
+    /// How often the sweeper looks for expired files: half the time to live, between 1 and 60 seconds.
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_secs((self.file_ttl_secs / 2).clamp(1, 60))
     }
 }
 

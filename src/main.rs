@@ -253,6 +253,8 @@ fn access(args: &ServeArgs) -> Result<brief::http::access::Access> {
 
 fn serve(args: ServeArgs) -> Result<()> {
     brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
+    let store = Arc::new(args.files.store(&args.cache)?);
+    store.spawn_sweeper(args.files.sweep_interval())?;
     let config = brief::http::ServerConfig {
         bind: args.bind,
         max_body_bytes: args.max_body_bytes,
@@ -266,7 +268,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             alternatives: args.alternatives_limit as usize,
         },
         cors: args.cors_origins.clone(),
-        file_formats: Vec::new(),
+        files: brief::http::files::FilesConfig { store, max_bytes: args.files.file_max_bytes },
     };
     let defaults = brief::http::Defaults { translate: args.search.overrides(), summary: args.summary.options()? };
     let metrics = Arc::new(Metrics::new());

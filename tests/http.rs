@@ -367,6 +367,7 @@ fn a_request_past_its_time_limit_gets_504() {
 #[test]
 fn health_is_503_until_the_models_are_loaded() {
     use tower::ServiceExt;
+    let files = tempfile::tempdir().unwrap();
     let state = brief::http::AppState {
         service: Arc::new(std::sync::OnceLock::new()),
         metrics: Arc::new(brief::metrics::Metrics::new()),
@@ -378,7 +379,10 @@ fn health_is_503_until_the_models_are_loaded() {
             watch_interval: None,
             limits: brief::http::LtLimits { chars: None, batch: None, alternatives: 10 },
             cors: brief::http::CorsOrigins::Any,
-            file_formats: Vec::new(),
+            files: brief::http::files::FilesConfig {
+                store: Arc::new(brief::service::files::FileStore::open(files.path(), Duration::from_secs(60)).unwrap()),
+                max_bytes: 1 << 20,
+            },
         }),
         defaults: Arc::new(brief::http::Defaults::default()),
     };
@@ -536,6 +540,8 @@ fn the_openapi_document_matches_the_server() {
     assert_eq!(documented("post", "/detect"), ["400", "403", "413", "422", "429"]);
     assert_eq!(documented("post", "/suggest"), ["403"]);
     assert_eq!(documented("get", "/v1/briefs/{id}"), ["403", "404", "429", "503"]);
+    assert_eq!(documented("post", "/translate_file"), ["400", "403", "413", "429", "503", "504"]);
+    assert_eq!(documented("get", "/download_file/{name}"), ["400", "404"]);
     assert_eq!(documented("get", "/frontend/settings"), Vec::<String>::new());
 }
 

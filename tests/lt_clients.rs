@@ -221,7 +221,7 @@ fn dialect() {
     assert_eq!(
         settings,
         json!({"charLimit": 40, "frontendTimeout": 500, "apiKeys": true, "keyRequired": true, "suggestions": false,
-            "filesTranslation": false, "supportedFilesFormat": [],
+            "filesTranslation": true, "supportedFilesFormat": [".txt", ".md", ".html", ".htm"],
             "language": {"source": {"code": "id", "name": "Indonesian"}, "target": {"code": "en", "name": "English"}}})
     );
     let translate = |body: Value| {

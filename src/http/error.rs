@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::engine::EngineError;
+use crate::service::files::FileError;
 use crate::service::ServiceError;
 
 /// The JSON body of every error response.
@@ -75,7 +76,12 @@ impl ApiError {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            ServiceError::NotFound(_) | ServiceError::File(FileError::NotFound) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            ServiceError::File(FileError::Unsupported | FileError::NotUtf8 | FileError::InvalidName) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+            }
             ServiceError::NoSummarizer => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
             // Logged by the store when its reads start failing; `/health` says why.
             ServiceError::StoreUnavailable(_) => {

@@ -94,7 +94,7 @@ impl LtTranslate {
 }
 
 /// Checks `source` and `target` (LibreTranslate's "… is not supported"); whether the source is `auto`.
-fn languages(fields: &LtFields) -> Result<bool, ApiError> {
+pub(super) fn languages(fields: &LtFields) -> Result<bool, ApiError> {
     let source = fields.text("source")?.unwrap_or_else(|| "auto".into());
     let target = fields.text("target")?.unwrap_or_else(|| "en".into());
     if target != "en" {
@@ -179,11 +179,8 @@ pub async fn translate(
 ) -> Result<Json<TranslateResponse>, ApiError> {
     let request = LtTranslate::read(&fields, &state)?;
     let detected = request.auto.then(|| detect_all(&request.texts, request.format));
-    if let Some(other) = detected.iter().flatten().find(|d| d.language != "id") {
-        return Err(ApiError::unsupported_pair(format!(
-            "{} is not supported: the text looks like {} ({}% confident), and brief translates Indonesian into English",
-            other.language, other.language, other.confidence
-        )));
+    if let Some(detected) = &detected {
+        refuse_unless_indonesian(detected)?;
     }
     let svc = service(&state)?;
     let overrides = state.defaults.translate.clone();
@@ -226,7 +223,18 @@ fn distinct_alternatives(best: &str, alternatives: &[String]) -> Vec<String> {
     out
 }
 
-fn detect_all(texts: &[String], format: Format) -> Vec<DetectedLanguage> {
+/// With `source=auto`, a text detected as another language is refused rather than garbled.
+pub(super) fn refuse_unless_indonesian(detected: &[DetectedLanguage]) -> Result<(), ApiError> {
+    match detected.iter().find(|d| d.language != "id") {
+        None => Ok(()),
+        Some(other) => Err(ApiError::unsupported_pair(format!(
+            "{} is not supported: the text looks like {} ({}% confident), and brief translates Indonesian into English",
+            other.language, other.language, other.confidence
+        ))),
+    }
+}
+
+pub(super) fn detect_all(texts: &[String], format: Format) -> Vec<DetectedLanguage> {
     texts
         .iter()
         .map(|t| {
@@ -306,7 +314,7 @@ pub struct FrontendSettings {
 #[utoipa::path(get, path = "/frontend/settings", tag = "libretranslate", responses((status = 200, body = FrontendSettings)))]
 pub async fn frontend_settings(State(state): State<AppState>) -> Json<FrontendSettings> {
     let keys = state.config.access.enabled();
-    let formats: Vec<String> = state.config.file_formats.iter().map(|f| f.to_string()).collect();
+    let formats: Vec<String> = service::files::SUPPORTED_FILE_FORMATS.iter().map(|f| f.to_string()).collect();
     Json(FrontendSettings {
         char_limit: state.config.limits.chars.map_or(-1, |c| c as i64),
         frontend_timeout: FRONTEND_TIMEOUT_MS,

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod libretranslate;
 pub mod openapi;
 pub mod ops;
@@ -46,8 +47,8 @@ pub struct ServerConfig {
     pub limits: LtLimits,
     /// Origins that browsers may call the API from (`*`: any).
     pub cors: CorsOrigins,
-    /// The file formats `/translate_file` takes (shown by `/frontend/settings`).
-    pub file_formats: Vec<&'static str>,
+    /// File translation: where translated files are kept, and the largest upload.
+    pub files: files::FilesConfig,
 }
 
 /// LibreTranslate's limits on `/translate` (`--char-limit`, `--batch-limit`, `--alternatives-limit`).
@@ -131,6 +132,8 @@ pub fn router(state: AppState) -> Router {
         .route("/frontend/settings", get(lt::frontend_settings))
         .route("/suggest", post(lt::suggest))
         .route("/spec", get(openapi::spec))
+        .route("/translate_file", post(files::translate_file))
+        .route("/download_file/{name}", get(files::download_file))
         .route("/v1/translate", post(v1::v1_translate))
         .route("/v1/summarize", post(v1::v1_summarize))
         .route("/v1/briefs", post(v1::v1_create_brief).get(v1::v1_list_briefs))

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
 use super::error::ErrorBody;
-use super::{libretranslate, ops, v1};
+use super::{files, libretranslate, ops, v1};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,8 @@ use super::{libretranslate, ops, v1};
         libretranslate::languages_list,
         libretranslate::frontend_settings,
         libretranslate::suggest,
+        files::translate_file,
+        files::download_file,
         v1::v1_translate,
         v1::v1_summarize,
         v1::v1_create_brief,
@@ -34,7 +36,7 @@ pub struct ApiDoc;
 const ERRORS: &[(&str, &str)] = &[
     ("400", "Invalid JSON or request, an unsupported language, or a text over --char-limit / --batch-limit"),
     ("403", "A key is required (the server has API keys) or not valid; or the feature is off"),
-    ("404", "No such brief"),
+    ("404", "No such brief, or the translated file has expired"),
     ("413", "Body over --max-body-bytes, or text over the key's per-minute allowance"),
     ("415", "Not JSON"),
     ("422", "Fields missing, of the wrong type, unknown, or out of range"),
@@ -51,6 +53,8 @@ fn errors_of(method: &str, path: &str) -> &'static [&'static str] {
         ("post", "/translate") => TRANSLATE,
         ("post", "/detect") => &["400", "403", "413", "422", "429"],
         ("post", "/suggest") => &[], // its one answer, 403, is its annotation
+        ("post", "/translate_file") => &["400", "403", "413", "429", "503", "504"],
+        ("get", "/download_file/{name}") => &["400", "404"],
         ("post", _) => NATIVE,
         ("get", "/v1/briefs") => &["403", "429", "503"],
         ("get", "/v1/briefs/{id}") => &["403", "404", "429", "503"],

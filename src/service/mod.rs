@@ -3,6 +3,7 @@
 //! job and the HTTP API; every model call goes cache → model → cache.
 
 pub mod brief;
+pub mod files;
 pub mod formats;
 pub mod generator;
 pub mod html;
@@ -38,6 +39,9 @@ pub enum ServiceError {
     /// The brief store cannot be read (it failed at start, or reads fail now).
     #[error("the brief store is unavailable: {0}")]
     StoreUnavailable(String),
+    /// A file to translate, or the folder of translated files (`/translate_file`).
+    #[error(transparent)]
+    File(#[from] files::FileError),
 }
 
 impl ServiceError {
@@ -64,6 +68,7 @@ impl ServiceError {
         match self {
             ServiceError::Input(_) | ServiceError::NotFound(_) => true,
             ServiceError::Engine(e) => e.is_client_error(),
+            ServiceError::File(e) => e.is_client_error(),
             _ => false,
         }
     }
