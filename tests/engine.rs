@@ -26,13 +26,20 @@ fn a_sentence_gives_the_same_tokens_alone_or_in_any_batch() {
     for model in ["opus-shape", "tiny-relu-untied"] {
         let engine = common::marian_engine(model, tmp.path());
         let all = sources(&engine, TEXTS);
-        for beams in [1, 4] {
-            let overrides = Overrides { num_beams: Some(beams), max_new_tokens: Some(20), ..Default::default() };
+        for (beams, n) in [(1, 1), (4, 1), (4, 3)] {
+            let overrides = Overrides {
+                num_beams: Some(beams),
+                max_new_tokens: Some(20),
+                num_return_sequences: Some(n),
+                ..Default::default()
+            };
             let options = engine.search_options(&overrides).unwrap();
-            let alone: Vec<Vec<u32>> = all
+            let tokens = |h: &Vec<brief::generate::Hypothesis>| h.iter().map(|h| h.tokens.clone()).collect::<Vec<_>>();
+            let alone: Vec<Vec<Vec<u32>>> = all
                 .iter()
-                .map(|s| generate(engine.model(), std::slice::from_ref(s), &options).unwrap()[0].tokens.clone())
+                .map(|s| tokens(&generate(engine.model(), std::slice::from_ref(s), &options).unwrap()[0]))
                 .collect();
+            assert!(alone.iter().all(|h| h.len() == n), "{model} beams {beams}: {n} hypotheses each");
             // The whole batch, reversed, and a pair of very different lengths.
             let batched = generate(engine.model(), &all, &options).unwrap();
             let reversed: Vec<Vec<u32>> = all.iter().rev().cloned().collect();
@@ -40,11 +47,11 @@ fn a_sentence_gives_the_same_tokens_alone_or_in_any_batch() {
             reversed_out.reverse();
             let pair = generate(engine.model(), &[all[1].clone(), all[0].clone()], &options).unwrap();
             for i in 0..all.len() {
-                assert_eq!(batched[i].tokens, alone[i], "{model} beams {beams}: sentence {i} in the batch");
-                assert_eq!(reversed_out[i].tokens, alone[i], "{model} beams {beams}: sentence {i} reversed");
+                assert_eq!(tokens(&batched[i]), alone[i], "{model} beams {beams}: sentence {i} in the batch");
+                assert_eq!(tokens(&reversed_out[i]), alone[i], "{model} beams {beams}: sentence {i} reversed");
             }
-            assert_eq!(pair[0].tokens, alone[1]);
-            assert_eq!(pair[1].tokens, alone[0]);
+            assert_eq!(tokens(&pair[0]), alone[1]);
+            assert_eq!(tokens(&pair[1]), alone[0]);
         }
     }
 }

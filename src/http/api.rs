@@ -466,6 +466,7 @@ impl SearchSettings {
             length_penalty: self.length_penalty.or(base.length_penalty),
             early_stopping: self.early_stopping.or(base.early_stopping),
             no_repeat_ngram_size: self.no_repeat_ngram_size.or(base.no_repeat_ngram_size),
+            num_return_sequences: base.num_return_sequences,
         }
     }
 }
