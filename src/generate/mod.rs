@@ -212,3 +212,35 @@ pub fn generate(
         search::beam(model, &encoded, &batch, options)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_returned_sequence_keeps_the_serialised_options_as_they_were() {
+        let config: GenerationConfig = serde_json::from_str(r#"{"num_beams": 4, "eos_token_id": 0}"#).unwrap();
+        let spec = Seq2SeqSpec {
+            vocab_size: 10,
+            pad_token_id: 9,
+            decoder_start_token_id: 9,
+            max_source_tokens: None,
+            trained_source_tokens: None,
+            max_target_tokens: None,
+        };
+        let json = |o: &Overrides| serde_json::to_string(&SearchOptions::resolve(&config, &spec, o).unwrap()).unwrap();
+        let single = json(&Overrides::default());
+        assert_eq!(
+            single,
+            r#"{"num_beams":4,"max_length":21,"min_length":0,"min_new_tokens":0,"length_penalty":1.0,"early_stopping":"Heuristic","no_repeat_ngram_size":0,"bad_words_ids":[],"forced_bos_token_id":null,"forced_eos_token_id":null,"eos_token_ids":[0],"pad_token_id":9,"decoder_start_token_id":9,"renormalize_logits":false}"#
+        );
+        assert_eq!(json(&Overrides { num_return_sequences: Some(1), ..Default::default() }), single);
+        let three = json(&Overrides { num_return_sequences: Some(3), ..Default::default() });
+        assert_eq!(
+            three,
+            single.replace(r#""renormalize_logits":false"#, r#""renormalize_logits":false,"num_return_sequences":3"#)
+        );
+        // Overrides as clients and stored briefs write them: the new key only when set.
+        assert!(!serde_json::to_string(&Overrides::default()).unwrap().contains("num_return_sequences"));
+    }
+}
