@@ -72,7 +72,7 @@ fn main() -> Result<()> {
     let started = Instant::now();
     for chunk in sources.chunks(args.batch) {
         let t = Instant::now();
-        outputs.extend(engine.run_batch(chunk, &options)?);
+        outputs.extend(engine.run_batch(chunk, &options)?.into_iter().map(|mut h| h.swap_remove(0)));
         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let seconds = started.elapsed().as_secs_f64();

@@ -63,7 +63,7 @@ fn main() -> Result<()> {
     let (mut same_top1, mut positions) = (0usize, 0usize);
     for source in &sources {
         let one = std::slice::from_ref(source);
-        let hyp = generate(full.model.as_ref(), one, &options)?.remove(0);
+        let hyp = generate(full.model.as_ref(), one, &options)?.remove(0).remove(0);
         if hyp.tokens.is_empty() {
             continue;
         }

@@ -311,6 +311,15 @@ def marian_fixtures():
         {"name": "beam4", "options": {"num_beams": 4, "max_new_tokens": 24}},
         {"name": "beam6", "options": {"num_beams": 6, "max_new_tokens": 24}},
     ]
+    # n-best: every returned sequence is recorded, item by item, as generate() returns them.
+    nbest_cases = [
+        {"name": "beam4-n3", "options": {"num_beams": 4, "num_return_sequences": 3, "max_new_tokens": 24}},
+        {"name": "beam4-n4-lp2-early", "options": {"num_beams": 4, "num_return_sequences": 4, "max_new_tokens": 24,
+                                                   "length_penalty": 2.0, "early_stopping": True}},
+        {"name": "beam5-n2-lp0.5-never", "options": {"num_beams": 5, "num_return_sequences": 2,
+                                                     "max_new_tokens": 24, "length_penalty": 0.5,
+                                                     "early_stopping": "never"}},
+    ]
     # 1. The real opus-mt-id-en configuration and tokenizer, narrowed to keep the fixture small.
     opus = dict(opus_config)
     for k in ("_name_or_path", "transformers_version", "architectures", "id2label", "label2id", "_num_labels"):
@@ -322,7 +331,7 @@ def marian_fixtures():
         cases=base_cases + [
             {"name": "defaults", "options": {}},
             {"name": "forced-eos", "options": {"num_beams": 4, "max_new_tokens": 5}},
-        ],
+        ] + nbest_cases,
         texts=ID_TEXTS, tokenizer_dir=OPUS, save=save_safetensors_f16)
 
     tiny_gen = {"bad_words_ids": None, "bos_token_id": 0, "decoder_start_token_id": None, "eos_token_id": 0,
@@ -332,7 +341,7 @@ def marian_fixtures():
                                                 "early_stopping": True}},
         {"name": "beam4-lp0.5-never", "options": {"num_beams": 4, "max_new_tokens": 24, "length_penalty": 0.5,
                                                   "early_stopping": "never"}},
-    ]
+    ] + nbest_cases
     # 2. Tiny, shared vocabulary, swish, pytorch_model.bin.
     with tempfile.TemporaryDirectory() as tmp:
         tokdir = Path(tmp)
@@ -549,6 +558,14 @@ def t5_fixtures():
                                                     "early_stopping": True}},
         {"name": "greedy-ngram2-min", "options": {"num_beams": 1, "max_new_tokens": 20, "no_repeat_ngram_size": 2,
                                                   "min_length": 8}},
+        {"name": "beam4-n3", "options": {"num_beams": 4, "num_return_sequences": 3, "max_new_tokens": 24}},
+        {"name": "summarization-style-n2", "options": {"num_beams": 4, "num_return_sequences": 2,
+                                                       "max_new_tokens": 30, "no_repeat_ngram_size": 3,
+                                                       "min_new_tokens": 6, "length_penalty": 2.0,
+                                                       "early_stopping": True}},
+        # No length in the request nor in the generation config: transformers 5.24+ makes 20 new tokens.
+        {"name": "defaults", "options": {}},
+        {"name": "beam4-n2-defaults", "options": {"num_beams": 4, "num_return_sequences": 2}},
     ]
     # T5 v1.0: relu feed-forward, tied output embedding with d_model^-0.5 rescaling; few buckets, short distance.
     write_t5_model("t5-v1_0", dict(d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=2, num_decoder_layers=2,

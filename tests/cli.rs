@@ -249,3 +249,16 @@ fn cache_check_reports_damage_and_repair_deletes_it() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("file is not a database"), "{stderr}");
 }
+
+#[test]
+fn a_search_option_that_is_not_a_number_is_refused_not_run() {
+    // A NaN length penalty once hung the worker (options with a NaN equal nothing, so no batch held anything).
+    for penalty in ["NaN", "inf", "-inf"] {
+        let option = format!("--length-penalty={penalty}");
+        let out = brief(&["translate", "--model", &tiny(), &option], b"Harga beras naik lagi.");
+        assert_eq!(out.status.code(), Some(1), "{penalty}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains(&format!("the length penalty must be a finite number, not {penalty}")), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}

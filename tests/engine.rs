@@ -26,13 +26,20 @@ fn a_sentence_gives_the_same_tokens_alone_or_in_any_batch() {
     for model in ["opus-shape", "tiny-relu-untied"] {
         let engine = common::marian_engine(model, tmp.path());
         let all = sources(&engine, TEXTS);
-        for beams in [1, 4] {
-            let overrides = Overrides { num_beams: Some(beams), max_new_tokens: Some(20), ..Default::default() };
+        for (beams, n) in [(1, 1), (4, 1), (4, 3)] {
+            let overrides = Overrides {
+                num_beams: Some(beams),
+                max_new_tokens: Some(20),
+                num_return_sequences: Some(n),
+                ..Default::default()
+            };
             let options = engine.search_options(&overrides).unwrap();
-            let alone: Vec<Vec<u32>> = all
+            let tokens = |h: &Vec<brief::generate::Hypothesis>| h.iter().map(|h| h.tokens.clone()).collect::<Vec<_>>();
+            let alone: Vec<Vec<Vec<u32>>> = all
                 .iter()
-                .map(|s| generate(engine.model(), std::slice::from_ref(s), &options).unwrap()[0].tokens.clone())
+                .map(|s| tokens(&generate(engine.model(), std::slice::from_ref(s), &options).unwrap()[0]))
                 .collect();
+            assert!(alone.iter().all(|h| h.len() == n), "{model} beams {beams}: {n} hypotheses each");
             // The whole batch, reversed, and a pair of very different lengths.
             let batched = generate(engine.model(), &all, &options).unwrap();
             let reversed: Vec<Vec<u32>> = all.iter().rev().cloned().collect();
@@ -40,11 +47,11 @@ fn a_sentence_gives_the_same_tokens_alone_or_in_any_batch() {
             reversed_out.reverse();
             let pair = generate(engine.model(), &[all[1].clone(), all[0].clone()], &options).unwrap();
             for i in 0..all.len() {
-                assert_eq!(batched[i].tokens, alone[i], "{model} beams {beams}: sentence {i} in the batch");
-                assert_eq!(reversed_out[i].tokens, alone[i], "{model} beams {beams}: sentence {i} reversed");
+                assert_eq!(tokens(&batched[i]), alone[i], "{model} beams {beams}: sentence {i} in the batch");
+                assert_eq!(tokens(&reversed_out[i]), alone[i], "{model} beams {beams}: sentence {i} reversed");
             }
-            assert_eq!(pair[0].tokens, alone[1]);
-            assert_eq!(pair[1].tokens, alone[0]);
+            assert_eq!(tokens(&pair[0]), alone[1]);
+            assert_eq!(tokens(&pair[1]), alone[0]);
         }
     }
 }
@@ -136,4 +143,101 @@ fn impossible_options_are_the_callers_error() {
         assert!(err.is_client_error(), "{err}");
         assert!(matches!(err, EngineError::Input(_)), "{err:?}");
     }
+    // The resolution itself refuses what no search can run, with the reason; so every caller gets the same error.
+    let refused = |overrides: Overrides| {
+        let err = engine.search_options(&overrides).unwrap_err();
+        assert!(err.is_client_error() && matches!(err, EngineError::Input(_)), "{err:?}");
+        err.to_string()
+    };
+    for penalty in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        assert_eq!(
+            refused(Overrides { length_penalty: Some(penalty), ..Default::default() }),
+            format!("the length penalty must be a finite number, not {penalty}")
+        );
+    }
+    assert_eq!(
+        refused(Overrides { num_return_sequences: Some(0), ..Default::default() }),
+        "the number of returned sequences must be at least 1"
+    );
+    // The tiny model searches with 4 beams by default; greedy search returns one sequence, as in the reference.
+    assert_eq!(
+        refused(Overrides { num_return_sequences: Some(5), ..Default::default() }),
+        "the number of returned sequences (5) must be at most the number of beams (4)"
+    );
+    assert_eq!(
+        refused(Overrides { num_beams: Some(1), num_return_sequences: Some(2), ..Default::default() }),
+        "the number of returned sequences (2) must be at most the number of beams (1)"
+    );
+    let fine = Overrides { length_penalty: Some(-0.5), num_return_sequences: Some(4), ..Default::default() };
+    let options = engine.search_options(&fine).unwrap();
+    assert_eq!((options.num_beams, options.num_return_sequences, options.length_penalty), (4, 4, -0.5));
+}
+
+/// The tiny fixture's reference texts for `case`, hypotheses of each input one after the other.
+fn reference_texts(case: &str) -> Vec<String> {
+    let path = common::fixtures().join("marian").join("tiny").join("expected.json");
+    let expected: common::Expected = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    expected.cases.into_iter().find(|c| c.name == case).unwrap().texts
+}
+
+#[test]
+fn alternatives_widen_the_search_and_are_the_references_next_best() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = common::marian_engine("tiny", tmp.path());
+    let base = Overrides { max_new_tokens: Some(24), ..Default::default() };
+    assert_eq!(service::with_alternatives(&engine, &base, 0).unwrap(), base);
+    // Two alternatives: three sequences from the model's four beams (as the fixture's beam4-n3 case).
+    let asked = service::with_alternatives(&engine, &base, 2).unwrap();
+    assert_eq!((asked.num_beams, asked.num_return_sequences, asked.max_new_tokens), (Some(4), Some(3), Some(24)));
+    let six = Overrides { num_beams: Some(6), ..base.clone() };
+    assert_eq!(service::with_alternatives(&engine, &six, 2).unwrap().num_beams, Some(6));
+    let seven = service::with_alternatives(&engine, &Overrides { num_beams: Some(1), ..base.clone() }, 6).unwrap();
+    assert_eq!((seven.num_beams, seven.num_return_sequences), (Some(7), Some(7)));
+    let err = service::with_alternatives(&engine, &base, 40).unwrap_err();
+    assert!(err.is_client_error(), "{err}");
+    assert_eq!(err.to_string(), "the number of beams must be at most 32, not 41");
+
+    // Sentences 0 ("Ya.") and 2 ("Harga beras naik lagi.") of the fixture, three hypotheses each.
+    let want = reference_texts("beam4-n3");
+    let (ya, harga) = (&want[0..3], &want[6..9]);
+    let doc = service::translate_document(&engine, "Ya.", &asked).unwrap();
+    assert_eq!(doc.text, ya[0]);
+    assert_eq!(doc.alternatives, ya[1..].to_vec());
+    // A document's k-th alternative renders every sentence's k-th.
+    let doc = service::translate_document(&engine, "Ya.\n\nHarga beras naik lagi.", &asked).unwrap();
+    let render = |a: &str, b: &str| format!("{a}\n\n{b}");
+    assert_eq!(doc.text, render(&ya[0], &harga[0]));
+    assert_eq!(doc.alternatives, vec![render(&ya[1], &harga[1]), render(&ya[2], &harga[2])]);
+    // Without alternatives there are none.
+    assert!(service::translate_document(&engine, "Ya.", &base).unwrap().alternatives.is_empty());
+}
+
+#[test]
+fn alternatives_are_cached_with_the_best_translation() {
+    use brief::engine::worker::{Worker, WorkerConfig};
+    use brief::service::{CachedModel, Generator};
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = common::marian_engine("tiny", tmp.path());
+    let cache =
+        Arc::new(brief::cache::Cache::open(&tmp.path().join("cache"), 1 << 30, brief::cache::Verify::Quick).unwrap());
+    let metrics = Arc::new(brief::metrics::Metrics::new());
+    let worker = Worker::spawn(engine, WorkerConfig::default(), metrics.clone());
+    let model = CachedModel::new(worker, Some(cache), metrics, "translate");
+    let texts = vec!["Ya.".to_string(), "Harga beras naik lagi.".to_string()];
+    let asked = Overrides { max_new_tokens: Some(24), num_return_sequences: Some(3), ..Default::default() };
+    let want = reference_texts("beam4-n3");
+    let first = model.generate(&texts, &asked, None).unwrap();
+    let second = model.generate(&texts, &asked, None).unwrap();
+    for (i, (first, second)) in first.iter().zip(&second).enumerate() {
+        let reference = &want[[0, 6][i]..[3, 9][i]];
+        assert_eq!((&first.text, &first.alternatives[..], first.cached), (&reference[0], &reference[1..], false));
+        assert_eq!((&second.text, &second.alternatives[..], second.cached), (&reference[0], &reference[1..], true));
+    }
+    // One sequence is a different request (its own cache entry, with no alternatives).
+    let single = Overrides { num_return_sequences: None, ..asked };
+    let one = model.generate(&texts[..1], &single, None).unwrap();
+    let best = reference_texts("beam4");
+    assert_eq!((&one[0].text, one[0].alternatives.len(), one[0].cached), (&best[0], 0, false));
 }

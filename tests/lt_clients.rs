@@ -365,7 +365,7 @@ fn libretranslate_web_page() {
     let data = answer.json();
     assert_eq!(data["translatedText"], reference(&server, ID));
     assert_eq!(data["detectedLanguage"]["language"], "id");
-    assert!(data["alternatives"].is_array(), "{data}");
+    assert_eq!(data["alternatives"], json!(expected_alternatives(ID, 3)), "{data}");
     let html = multipart(&[
         ("q", "<b>Harga</b> naik."),
         ("source", "id"),
@@ -539,4 +539,51 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&body[line_end + 2..line_end + 2 + size]);
         body = &body[line_end + 2 + size + 2..];
     }
+}
+
+/// What LibreTranslate's `alternatives=n` must give on the test server (`--beams 2 --max-new-tokens 8`): the
+/// engine's next-best hypotheses of a beam `n + 1` wide (its n-best is token-exact with transformers'
+/// `num_return_sequences`: tests/parity_*), without blanks, repeats or the translation itself.
+fn expected_alternatives(text: &str, n: usize) -> Vec<String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = common::marian_engine("tiny", tmp.path());
+    let options = json!({"num_beams": n + 1, "max_new_tokens": 8, "num_return_sequences": n + 1});
+    let mut hypotheses =
+        engine.generate_texts_nbest(&[text.to_string()], &common::overrides(&options)).unwrap().remove(0);
+    let best = hypotheses.remove(0);
+    let mut out: Vec<String> = Vec::new();
+    for h in hypotheses {
+        if !h.is_empty() && h != best && !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// `alternatives` for a list (one list per text), with the same answers as each text alone, and from the cache
+/// the second time; `/v1/translate` gives the raw next-best hypotheses.
+#[test]
+fn alternatives_for_lists_and_the_native_api() {
+    let (server, _cache) = start(&[]);
+    let texts = ["Gempa mengguncang Sulawesi Tengah pada Senin pagi.", ID_2];
+    let body = json!({"q": texts, "source": "id", "target": "en", "alternatives": 2});
+    for _ in 0..2 {
+        let (status, data) = server.post_json("/translate", &body);
+        assert_eq!(status, 200, "{data}");
+        assert_eq!(
+            data["alternatives"],
+            json!([expected_alternatives(texts[0], 2), expected_alternatives(texts[1], 2)])
+        );
+        assert_eq!(data["translatedText"], json!([reference(&server, texts[0]), reference(&server, texts[1])]));
+    }
+    let (status, data) = server.post_json("/v1/translate", &json!({"texts": [texts[0]], "alternatives": 3}));
+    assert_eq!(status, 200, "{data}");
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = common::marian_engine("tiny", tmp.path());
+    let options = json!({"num_beams": 4, "max_new_tokens": 8, "num_return_sequences": 4});
+    let nbest = engine.generate_texts_nbest(&[texts[0].to_string()], &common::overrides(&options)).unwrap().remove(0);
+    assert_eq!(data["translations"][0]["text"], nbest[0]);
+    assert_eq!(data["translations"][0]["alternatives"], json!(nbest[1..]));
+    let (status, data) = server.post_json("/v1/translate", &json!({"texts": ["x"], "alternatives": 32}));
+    assert_eq!((status, data["error_type"].as_str()), (422, Some("validation_error")));
 }

@@ -182,7 +182,7 @@ fn a_t5_model_translates_with_a_prefix() {
     assert_eq!(engine.count_tokens(text).unwrap(), ids.len());
     let options = engine.search_options(&overrides).unwrap();
     let want = engine.generate_ids(&[ids], &options).unwrap();
-    assert_eq!(got[0], engine.tokenizer().decode(&want[0]).unwrap());
+    assert_eq!(got[0], engine.tokenizer().decode(&want[0][0]).unwrap());
     assert_eq!(engine.info().model_type, "t5");
 }
 

@@ -86,6 +86,10 @@ pub struct ModelInfo {
     pub model_type: String,
 }
 
+/// One source's generated sequences, best first: token ids without the start token, with the end token when one
+/// was produced. One sequence unless the search asked for `num_return_sequences`.
+pub type Hypotheses = Vec<Vec<u32>>;
+
 /// Work done by a model since it was loaded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EngineStats {
@@ -93,7 +97,7 @@ pub struct EngineStats {
     pub batches: u64,
     /// Sequences generated (inputs after deduplication and splitting).
     pub sequences: u64,
-    /// Tokens generated, end tokens included.
+    /// Tokens generated, end tokens included (of every returned hypothesis).
     pub tokens: u64,
 }
 
@@ -105,10 +109,10 @@ struct Counters {
 }
 
 impl Counters {
-    fn record(&self, outputs: &[Vec<u32>]) {
+    fn record(&self, outputs: &[Hypotheses]) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.sequences.fetch_add(outputs.len() as u64, Ordering::Relaxed);
-        self.tokens.fetch_add(outputs.iter().map(|o| o.len() as u64).sum(), Ordering::Relaxed);
+        self.tokens.fetch_add(outputs.iter().flatten().map(|o| o.len() as u64).sum(), Ordering::Relaxed);
     }
 
     fn snapshot(&self) -> EngineStats {
@@ -148,6 +152,30 @@ pub struct Plan {
 pub struct Piece {
     pub text: String,
     pub ids: Vec<u32>,
+}
+
+impl Plan {
+    /// Each text's outputs, best first, from each piece's outputs (best first): the k-th joins the pieces' k-th
+    /// outputs with spaces, a piece with fewer giving its best. A blank text has one blank output.
+    pub fn assemble(&self, outputs: &[Vec<String>]) -> Vec<Vec<String>> {
+        self.texts
+            .iter()
+            .map(|pieces| {
+                let count = pieces.iter().map(|&i| outputs[i].len()).max().unwrap_or(0).max(1);
+                (0..count)
+                    .map(|k| {
+                        pieces
+                            .iter()
+                            .filter_map(|&i| outputs[i].get(k).or(outputs[i].first()))
+                            .map(String::as_str)
+                            .filter(|s| !s.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 impl Codec {
@@ -253,14 +281,6 @@ impl Codec {
             plans.push(plan);
         }
         Ok(Plan { pieces, texts: plans })
-    }
-
-    /// Each text's output: its pieces' outputs joined with spaces.
-    pub fn assemble(&self, plan: &Plan, outputs: &[String]) -> Vec<String> {
-        plan.texts
-            .iter()
-            .map(|p| p.iter().map(|&i| outputs[i].as_str()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" "))
-            .collect()
     }
 
     /// The parts `text` is generated in: itself when it fits, else pieces split at clause or word boundaries that
@@ -371,18 +391,32 @@ impl Engine {
         self.codec.split_for_encoder(text)
     }
 
-    /// Generates one output per input text, in order (see [`Codec::plan`]).
+    /// Generates one output per input text, in order (see [`Codec::plan`]): the best, whatever
+    /// `num_return_sequences` asks for (see [`Self::generate_texts_nbest`]).
     pub fn generate_texts(&self, texts: &[String], overrides: &Overrides) -> Result<Vec<String>, EngineError> {
+        Ok(self.generate_texts_nbest(texts, overrides)?.into_iter().map(|mut o| o.swap_remove(0)).collect())
+    }
+
+    /// Generates the outputs of each input text, best first (one unless `num_return_sequences` asks for more),
+    /// in order (see [`Codec::plan`] and [`Plan::assemble`]).
+    pub fn generate_texts_nbest(
+        &self,
+        texts: &[String],
+        overrides: &Overrides,
+    ) -> Result<Vec<Vec<String>>, EngineError> {
         let options = self.search_options(overrides)?;
         let plan = self.codec.plan(texts)?;
         let sources: Vec<Vec<u32>> = plan.pieces.iter().map(|p| p.ids.clone()).collect();
         let outputs = self.generate_ids(&sources, &options)?;
-        let decoded = outputs.iter().map(|ids| self.codec.decode(ids)).collect::<Result<Vec<_>, _>>()?;
-        Ok(self.codec.assemble(&plan, &decoded))
+        let decoded = outputs
+            .iter()
+            .map(|hypotheses| hypotheses.iter().map(|ids| self.codec.decode(ids)).collect())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(plan.assemble(&decoded))
     }
 
-    /// Runs the search over token sequences, batched by length; outputs in input order, without the start token.
-    pub fn generate_ids(&self, sources: &[Vec<u32>], options: &SearchOptions) -> Result<Vec<Vec<u32>>, EngineError> {
+    /// Runs the search over token sequences, batched by length; each source's hypotheses in input order.
+    pub fn generate_ids(&self, sources: &[Vec<u32>], options: &SearchOptions) -> Result<Vec<Hypotheses>, EngineError> {
         let mut outputs = vec![Vec::new(); sources.len()];
         for batch in length_sorted_batches(sources, self.batch) {
             let inputs: Vec<Vec<u32>> = batch.iter().map(|&i| sources[i].clone()).collect();
@@ -395,8 +429,11 @@ impl Engine {
     }
 
     /// One batch through the model, as given.
-    pub fn run_batch(&self, sources: &[Vec<u32>], options: &SearchOptions) -> Result<Vec<Vec<u32>>, EngineError> {
-        let outputs: Vec<Vec<u32>> = generate(self.model(), sources, options)?.into_iter().map(|h| h.tokens).collect();
+    pub fn run_batch(&self, sources: &[Vec<u32>], options: &SearchOptions) -> Result<Vec<Hypotheses>, EngineError> {
+        let outputs: Vec<Hypotheses> = generate(self.model(), sources, options)?
+            .into_iter()
+            .map(|hypotheses| hypotheses.into_iter().map(|h| h.tokens).collect())
+            .collect();
         self.codec.counters.record(&outputs);
         Ok(outputs)
     }
@@ -463,6 +500,21 @@ mod tests {
         let tight = BatchLimits { max_sequences: 8, max_tokens: 9 };
         assert_eq!(length_sorted_batches(&sources, tight), vec![vec![1], vec![3], vec![4], vec![0, 5, 2]]);
         assert!(length_sorted_batches(&[], limits).is_empty());
+    }
+
+    #[test]
+    fn nbest_outputs_are_assembled_piece_by_piece() {
+        let piece = |text: &str| Piece { text: text.into(), ids: vec![] };
+        let plan = Plan { pieces: vec![piece("a"), piece("b"), piece("c")], texts: vec![vec![0, 1], vec![], vec![2]] };
+        let outputs: Vec<Vec<String>> = [vec!["A1", "A2", "A3"], vec!["B1", ""], vec!["C1"]]
+            .iter()
+            .map(|o| o.iter().map(|s| s.to_string()).collect())
+            .collect();
+        // The second text is blank; the first's third output takes the best of the piece that has only two.
+        assert_eq!(
+            plan.assemble(&outputs),
+            vec![vec!["A1 B1".to_string(), "A2".into(), "A3 B1".into()], vec![String::new()], vec!["C1".into()]]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{length_sorted_batches, BatchLimits, Codec, Engine, EngineError};
+use super::{length_sorted_batches, BatchLimits, Codec, Engine, EngineError, Hypotheses};
 use crate::generate::SearchOptions;
 use crate::metrics::Metrics;
 
@@ -30,7 +30,7 @@ impl Default for WorkerConfig {
     }
 }
 
-type Reply = Result<Vec<Vec<u32>>, EngineError>;
+type Reply = Result<Vec<Hypotheses>, EngineError>;
 
 struct Job {
     sources: Vec<Vec<u32>>,
@@ -160,7 +160,7 @@ struct Item {
 
 struct JobState {
     options: Arc<SearchOptions>,
-    results: Vec<Option<Vec<u32>>>,
+    results: Vec<Option<Hypotheses>>,
     remaining: usize,
     reply: mpsc::SyncSender<Reply>,
     deadline: Option<Instant>,
@@ -268,23 +268,13 @@ impl Loop {
         }
     }
 
-    /// Takes the oldest items that share the first item's options (at most one batch's worth, so that none
-    /// waits long), sorts them by length, runs the batch that fits the limits, and answers completed jobs.
+    /// Runs the next batch (see [`next_batch`]) and answers completed jobs.
     fn run_one_batch(&mut self) {
         let Some(head) = self.queue.front() else { return };
         let options = self.jobs[&head.job].options.clone();
-        let candidates: Vec<usize> = self
-            .queue
-            .iter()
-            .enumerate()
-            .filter(|(_, item)| *self.jobs[&item.job].options == *options)
-            .map(|(position, _)| position)
-            .take(self.limits.max_sequences)
-            .collect();
-        let sources: Vec<Vec<u32>> = candidates.iter().map(|&p| self.queue[p].ids.clone()).collect();
-        let chosen: Vec<usize> = length_sorted_batches(&sources, self.limits).into_iter().next().unwrap_or_default();
-        let mut positions: Vec<usize> = chosen.iter().map(|&c| candidates[c]).collect();
-        positions.sort_unstable();
+        let queued: Vec<(&SearchOptions, &[u32])> =
+            self.queue.iter().map(|item| (&*self.jobs[&item.job].options, item.ids.as_slice())).collect();
+        let positions = next_batch(&queued, self.limits);
         let items: Vec<Item> = positions.iter().rev().filter_map(|&p| self.queue.remove(p)).collect();
         self.queued.fetch_sub(items.len(), Ordering::SeqCst);
         let inputs: Vec<Vec<u32>> = items.iter().map(|i| i.ids.clone()).collect();
@@ -305,7 +295,7 @@ impl Loop {
 
         match result {
             Ok(outputs) => {
-                let tokens: usize = outputs.iter().map(Vec::len).sum();
+                let tokens: usize = outputs.iter().flatten().map(Vec::len).sum();
                 self.metrics.inc("brief_tokens_generated_total", &labels, tokens as f64);
                 self.metrics.inc("brief_sequences_generated_total", &labels, outputs.len() as f64);
                 for (item, output) in items.into_iter().zip(outputs) {
@@ -332,5 +322,79 @@ impl Loop {
                 }
             }
         }
+    }
+}
+
+/// The queue positions (ascending) of the next batch, given each queued sequence's options and ids: the oldest
+/// sequences that share the head's options (at most one batch's worth, so that none waits long), of which the
+/// length-sorted batch that fits `limits`. The head is always taken, even with options equal to nothing, not
+/// even themselves (a NaN), so that every call makes progress.
+fn next_batch(queue: &[(&SearchOptions, &[u32])], limits: BatchLimits) -> Vec<usize> {
+    let Some(&(head, _)) = queue.first() else { return Vec::new() };
+    let candidates: Vec<usize> = queue
+        .iter()
+        .enumerate()
+        .filter(|&(position, (options, _))| position == 0 || std::ptr::eq(*options, head) || **options == *head)
+        .map(|(position, _)| position)
+        .take(limits.max_sequences.max(1))
+        .collect();
+    let sources: Vec<Vec<u32>> = candidates.iter().map(|&p| queue[p].1.to_vec()).collect();
+    let mut batches = length_sorted_batches(&sources, limits);
+    // The head must be in the batch run now: pick the batch that holds it.
+    let with_head = batches.iter().position(|b| b.contains(&0)).unwrap_or(0);
+    let chosen = if batches.is_empty() { Vec::new() } else { batches.swap_remove(with_head) };
+    let mut positions: Vec<usize> = chosen.iter().map(|&c| candidates[c]).collect();
+    positions.sort_unstable();
+    positions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::config::EarlyStopping;
+
+    fn options(length_penalty: f32) -> SearchOptions {
+        SearchOptions {
+            num_beams: 2,
+            max_length: 8,
+            min_length: 0,
+            min_new_tokens: 0,
+            length_penalty,
+            early_stopping: EarlyStopping::Heuristic,
+            no_repeat_ngram_size: 0,
+            bad_words_ids: vec![],
+            forced_bos_token_id: None,
+            forced_eos_token_id: None,
+            eos_token_ids: vec![0],
+            pad_token_id: 9,
+            decoder_start_token_id: 9,
+            renormalize_logits: false,
+            num_return_sequences: 1,
+        }
+    }
+
+    #[test]
+    fn the_head_is_taken_whatever_its_options() {
+        let limits = BatchLimits { max_sequences: 4, max_tokens: 100 };
+        let (nan, plain, other) = (options(f32::NAN), options(1.0), options(2.0));
+        let ids: Vec<Vec<u32>> = [2, 5, 3, 4].iter().map(|&n| vec![1; n]).collect();
+        // A NaN equals nothing, not even itself; the head still runs, alone or with its own job's sequences.
+        let queue = [(&nan, ids[0].as_slice()), (&plain, &ids[1]), (&nan, &ids[2]), (&nan, &ids[3])];
+        assert_eq!(next_batch(&queue, limits), vec![0, 2, 3]);
+        let copy = options(f32::NAN);
+        assert_eq!(next_batch(&[(&nan, &ids[0]), (&copy, &ids[1])], limits), vec![0]);
+        // Otherwise the head's options select the batch.
+        let queue = [(&plain, ids[0].as_slice()), (&other, &ids[1]), (&plain, &ids[2])];
+        assert_eq!(next_batch(&queue, limits), vec![0, 2]);
+        assert!(next_batch(&[], limits).is_empty());
+    }
+
+    #[test]
+    fn the_head_is_taken_when_longer_sequences_fill_the_first_batch() {
+        let limits = BatchLimits { max_sequences: 4, max_tokens: 10 };
+        let plain = options(1.0);
+        let ids: Vec<Vec<u32>> = [2, 10, 3].iter().map(|&n| vec![1; n]).collect();
+        let queue = [(&plain, ids[0].as_slice()), (&plain, &ids[1]), (&plain, &ids[2])];
+        assert_eq!(next_batch(&queue, limits), vec![0, 2]);
     }
 }

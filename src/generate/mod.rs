@@ -20,6 +20,9 @@ pub struct Overrides {
     pub length_penalty: Option<f32>,
     pub early_stopping: Option<EarlyStoppingOption>,
     pub no_repeat_ngram_size: Option<usize>,
+    /// How many hypotheses to return per input, best first (at most `num_beams`); absent means 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_return_sequences: Option<usize>,
 }
 
 /// `early_stopping` as a serialisable option (`true`, `false`, `"never"`).
@@ -70,7 +73,19 @@ pub struct SearchOptions {
     pub pad_token_id: u32,
     pub decoder_start_token_id: u32,
     pub renormalize_logits: bool,
+    /// Hypotheses returned per input, best first. Left out of the serialised form when 1, so that the cache keys
+    /// of single-answer searches stay what they were before n-best existed.
+    #[serde(skip_serializing_if = "is_one")]
+    pub num_return_sequences: usize,
 }
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+/// The number of new tokens when neither the model's generation config nor the request sets a length: the
+/// reference's default `max_length` of 20, counted (since transformers 5.24) in new tokens.
+pub const DEFAULT_MAX_NEW_TOKENS: usize = 20;
 
 /// The widest beam search a request may ask for: a search holds `batch × beams` decoder rows, so an unbounded
 /// width would let one request exhaust memory (schemathesis found `num_beams: 13715021128` aborting the server).
@@ -91,9 +106,27 @@ impl SearchOptions {
         if num_beams > MAX_BEAMS {
             return Err(ModelError::Input(format!("the number of beams must be at most {MAX_BEAMS}, not {num_beams}")));
         }
-        // max_new_tokens wins over max_length, as in the reference; lengths count the decoder start token.
+        let num_return_sequences = overrides.num_return_sequences.unwrap_or(1);
+        if num_return_sequences == 0 {
+            return Err(ModelError::Input("the number of returned sequences must be at least 1".into()));
+        }
+        if num_return_sequences > num_beams {
+            return Err(ModelError::Input(format!(
+                "the number of returned sequences ({num_return_sequences}) must be at most the number of beams \
+                 ({num_beams})"
+            )));
+        }
+        let length_penalty = overrides.length_penalty.unwrap_or(config.length_penalty);
+        if !length_penalty.is_finite() {
+            return Err(ModelError::Input(format!("the length penalty must be a finite number, not {length_penalty}")));
+        }
+        // max_new_tokens wins over max_length, as in the reference; lengths count the decoder start token. With
+        // no length set anywhere, the reference (5.24+) makes its default number of new tokens.
         let explicit = overrides.max_new_tokens.map(|n| n.saturating_add(1)).or(overrides.max_length);
-        let mut max_length = explicit.or(config.max_new_tokens.map(|n| n + 1)).unwrap_or(config.max_length);
+        let mut max_length = explicit
+            .or(config.max_new_tokens.map(|n| n.saturating_add(1)))
+            .or(config.max_length)
+            .unwrap_or(DEFAULT_MAX_NEW_TOKENS + 1);
         let limit = spec.max_target_tokens.unwrap_or(MAX_UNBOUNDED_NEW_TOKENS);
         if max_length > limit + 1 {
             if explicit.is_some() {
@@ -129,7 +162,7 @@ impl SearchOptions {
             max_length,
             min_length: overrides.min_length.unwrap_or(config.min_length),
             min_new_tokens: overrides.min_new_tokens.or(config.min_new_tokens).unwrap_or(0),
-            length_penalty: overrides.length_penalty.unwrap_or(config.length_penalty),
+            length_penalty,
             early_stopping: overrides.early_stopping.map(Into::into).unwrap_or(config.early_stopping),
             no_repeat_ngram_size: overrides.no_repeat_ngram_size.unwrap_or(config.no_repeat_ngram_size),
             bad_words_ids,
@@ -139,6 +172,7 @@ impl SearchOptions {
             pad_token_id: config.pad_token_id.unwrap_or(spec.pad_token_id),
             decoder_start_token_id: config.decoder_start_token_id.unwrap_or(spec.decoder_start_token_id),
             renormalize_logits: config.renormalize_logits,
+            num_return_sequences,
         })
     }
 }
@@ -151,13 +185,14 @@ pub struct Hypothesis {
     pub score: f32,
 }
 
-/// Decodes every sequence of `sources` (token ids ending in `</s>`), greedy or beam search per `options`.
-/// Sequences are independent: each gets the result it would get alone.
+/// Decodes every sequence of `sources` (token ids ending in `</s>`), greedy or beam search per `options`: for
+/// each source, its `num_return_sequences` best hypotheses, best first. Sequences are independent: each gets the
+/// result it would get alone.
 pub fn generate(
     model: &dyn Seq2Seq,
     sources: &[Vec<u32>],
     options: &SearchOptions,
-) -> Result<Vec<Hypothesis>, ModelError> {
+) -> Result<Vec<Vec<Hypothesis>>, ModelError> {
     if sources.is_empty() {
         return Ok(Vec::new());
     }
@@ -172,8 +207,40 @@ pub fn generate(
     let batch = SourceBatch::new(sources, model.spec().pad_token_id, model.device())?;
     let encoded = model.encode(&batch)?;
     if options.num_beams == 1 {
-        search::greedy(model, &encoded, &batch, options)
+        Ok(search::greedy(model, &encoded, &batch, options)?.into_iter().map(|h| vec![h]).collect())
     } else {
         search::beam(model, &encoded, &batch, options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_returned_sequence_keeps_the_serialised_options_as_they_were() {
+        let config: GenerationConfig = serde_json::from_str(r#"{"num_beams": 4, "eos_token_id": 0}"#).unwrap();
+        let spec = Seq2SeqSpec {
+            vocab_size: 10,
+            pad_token_id: 9,
+            decoder_start_token_id: 9,
+            max_source_tokens: None,
+            trained_source_tokens: None,
+            max_target_tokens: None,
+        };
+        let json = |o: &Overrides| serde_json::to_string(&SearchOptions::resolve(&config, &spec, o).unwrap()).unwrap();
+        let single = json(&Overrides::default());
+        assert_eq!(
+            single,
+            r#"{"num_beams":4,"max_length":21,"min_length":0,"min_new_tokens":0,"length_penalty":1.0,"early_stopping":"Heuristic","no_repeat_ngram_size":0,"bad_words_ids":[],"forced_bos_token_id":null,"forced_eos_token_id":null,"eos_token_ids":[0],"pad_token_id":9,"decoder_start_token_id":9,"renormalize_logits":false}"#
+        );
+        assert_eq!(json(&Overrides { num_return_sequences: Some(1), ..Default::default() }), single);
+        let three = json(&Overrides { num_return_sequences: Some(3), ..Default::default() });
+        assert_eq!(
+            three,
+            single.replace(r#""renormalize_logits":false"#, r#""renormalize_logits":false,"num_return_sequences":3"#)
+        );
+        // Overrides as clients and stored briefs write them: the new key only when set.
+        assert!(!serde_json::to_string(&Overrides::default()).unwrap().contains("num_return_sequences"));
     }
 }

@@ -172,6 +172,7 @@ mod tests {
             pad_token_id: 9,
             decoder_start_token_id: 9,
             renormalize_logits: false,
+            num_return_sequences: 1,
         }
     }
 

@@ -139,13 +139,13 @@ fn penalty(length: usize, length_penalty: f32) -> f32 {
     (length as f64).powf(length_penalty as f64) as f32
 }
 
-/// Beam search over `num_beams` hypotheses per item.
+/// Beam search over `num_beams` hypotheses per item; each item's `num_return_sequences` best, best first.
 pub fn beam(
     model: &dyn Seq2Seq,
     encoded: &Tensor,
     batch: &SourceBatch,
     o: &SearchOptions,
-) -> Result<Vec<Hypothesis>, ModelError> {
+) -> Result<Vec<Vec<Hypothesis>>, ModelError> {
     let vocab = model.spec().vocab_size;
     let nb = o.num_beams;
     let keep_k = (1 + o.eos_token_ids.len()).max(2) * nb;
@@ -259,8 +259,16 @@ pub fn beam(
     Ok(items
         .into_iter()
         .map(|item| {
-            let best = item.finished.into_iter().next().unwrap_or_else(|| item.running[0].clone());
-            Hypothesis { tokens: best.tokens[1..].to_vec(), score: best.score }
+            // The reference returns the first `num_return_sequences` of its finished set, best first. An item
+            // whose set is short (only when candidates scored minus infinity) is filled from its running beams.
+            let n = o.num_return_sequences;
+            let short = n.saturating_sub(item.finished.len());
+            item.finished
+                .into_iter()
+                .take(n)
+                .chain(item.running.into_iter().take(short))
+                .map(|b| Hypothesis { tokens: b.tokens[1..].to_vec(), score: b.score })
+                .collect()
         })
         .collect())
 }

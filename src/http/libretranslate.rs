@@ -186,12 +186,14 @@ pub async fn translate(
     let overrides = state.defaults.translate.clone();
     let deadline = super::deadline(&state);
     let LtTranslate { texts, many, format, alternatives: wanted, .. } = request;
+    // As LibreTranslate: HTML gets none (so none are searched for).
+    let searched = if format == Format::Html { 0 } else { wanted };
     let docs = blocking(move || {
-        let overrides = pending_with_alternatives(&overrides, wanted)?;
+        let overrides = service::with_alternatives(svc.translator.as_ref(), &overrides, searched)?;
         service::translate_formatted(svc.translator.as_ref(), &texts, format, &overrides, deadline)
     })
     .await?;
-    let alternatives: Vec<Vec<String>> = docs.iter().map(|d| distinct_alternatives(&d.text, &[])).collect();
+    let alternatives: Vec<Vec<String>> = docs.iter().map(|d| distinct_alternatives(&d.text, &d.alternatives)).collect();
     let english: Vec<String> = docs.into_iter().map(|d| d.text).collect();
     Ok(Json(TranslateResponse {
         translated_text: if many { TranslatedText::Many(english) } else { TranslatedText::One(first(english)) },
@@ -334,12 +336,4 @@ pub async fn frontend_settings(State(state): State<AppState>) -> Json<FrontendSe
 #[utoipa::path(post, path = "/suggest", tag = "libretranslate", responses((status = 403, body = super::error::ErrorBody)))]
 pub async fn suggest() -> ApiError {
     ApiError::forbidden("Suggestions are disabled on this server.")
-}
-
-// PENDING-ALTS: replaced by service::with_alternatives when the engine's n-best lands.
-fn pending_with_alternatives(
-    o: &crate::generate::Overrides,
-    _n: usize,
-) -> Result<crate::generate::Overrides, crate::service::ServiceError> {
-    Ok(o.clone())
 }

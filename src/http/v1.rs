@@ -76,6 +76,7 @@ impl SearchSettings {
             length_penalty: self.length_penalty.or(base.length_penalty),
             early_stopping: self.early_stopping.or(base.early_stopping),
             no_repeat_ngram_size: self.no_repeat_ngram_size.or(base.no_repeat_ngram_size),
+            num_return_sequences: base.num_return_sequences,
         }
     }
 }
@@ -89,6 +90,11 @@ pub struct V1TranslateRequest {
     #[serde(default)]
     #[schema(pattern = "^(text|html)$")]
     pub format: Option<String>,
+    /// How many other translations to give per text: the next-best hypotheses of a beam search at least
+    /// `alternatives + 1` wide (as `num_return_sequences`); at most 31, none for `html`.
+    #[serde(default, deserialize_with = "whole_usize")]
+    #[schema(minimum = 0, maximum = 31)]
+    pub alternatives: Option<usize>,
     #[serde(flatten)]
     pub search: SearchSettings,
 }
@@ -98,6 +104,9 @@ pub struct Translation {
     pub text: String,
     /// Whether every sentence came from the cache.
     pub cached: bool,
+    /// With `alternatives`: the next-best translations, best first (a sentence with fewer keeps its best).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternatives: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -122,16 +131,28 @@ pub async fn v1_translate(
 ) -> Result<Json<V1TranslateResponse>, ApiError> {
     let format = Format::parse(request.format.as_deref()).map_err(|e| ApiError::validation(e.to_string()))?;
     let svc = service(&state)?;
+    let wanted = request.alternatives;
+    if wanted.is_some_and(|n| n > 31) {
+        return Err(ApiError::validation("alternatives must be at most 31 (a beam of at most 32)"));
+    }
+    let alternatives = if format == Format::Html { 0 } else { wanted.unwrap_or(0) };
     let overrides = request.search.over(&state.defaults.translate);
     let started = Instant::now();
     let deadline = super::deadline(&state);
     let model = svc.translator_info().clone();
     let texts = request.texts;
-    let docs =
-        blocking(move || service::translate_formatted(svc.translator.as_ref(), &texts, format, &overrides, deadline))
-            .await?;
+    let docs = blocking(move || {
+        let overrides = service::with_alternatives(svc.translator.as_ref(), &overrides, alternatives)?;
+        service::translate_formatted(svc.translator.as_ref(), &texts, format, &overrides, deadline)
+    })
+    .await?;
+    let translation = |d: service::TranslatedDocument| Translation {
+        text: d.text,
+        cached: d.cached,
+        alternatives: wanted.map(|_| d.alternatives),
+    };
     Ok(Json(V1TranslateResponse {
-        translations: docs.into_iter().map(|d| Translation { text: d.text, cached: d.cached }).collect(),
+        translations: docs.into_iter().map(translation).collect(),
         model,
         timings: Timings { total_ms: started.elapsed().as_millis() as u64 },
     }))

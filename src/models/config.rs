@@ -186,8 +186,10 @@ enum OneOrMany {
 /// The search settings of `GenerationConfig` that `brief` implements, with the reference defaults.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GenerationConfig {
-    #[serde(default = "gen::max_length")]
-    pub max_length: usize,
+    /// Absent unless the model sets it: the reference then makes a default number of new tokens (see
+    /// `generate::DEFAULT_MAX_NEW_TOKENS`), where it used to count its default of 20 from the start token.
+    #[serde(default)]
+    pub max_length: Option<usize>,
     #[serde(default)]
     pub max_new_tokens: Option<usize>,
     #[serde(default)]
@@ -221,9 +223,6 @@ pub struct GenerationConfig {
 }
 
 mod gen {
-    pub fn max_length() -> usize {
-        20
-    }
     pub fn one() -> usize {
         1
     }
@@ -265,7 +264,7 @@ impl GenerationConfig {
             self.num_beams = v;
         }
         if let Some(v) = usize_of("max_length") {
-            self.max_length = v;
+            self.max_length = Some(v);
             self.max_new_tokens = None;
         }
         if let Some(v) = usize_of("min_length") {

@@ -52,6 +52,7 @@ pub fn translate_formatted(
                 paragraphs: mine.iter().map(|d| d.paragraphs).sum(),
                 sentences: mine.iter().map(|d| d.sentences).sum(),
                 cached: !mine.is_empty() && mine.iter().all(|d| d.cached),
+                alternatives: Vec::new(),
             }
         })
         .collect())

@@ -15,7 +15,36 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Generated {
     pub text: String,
+    /// The next best outputs, best first, when the search returned several (`num_return_sequences`); else empty.
+    pub alternatives: Vec<String>,
     pub cached: bool,
+}
+
+impl Generated {
+    /// A text's outputs (best first) as a result.
+    fn from_outputs(mut outputs: Vec<String>, cached: bool) -> Self {
+        let text = if outputs.is_empty() { String::new() } else { outputs.remove(0) };
+        Self { text, alternatives: outputs, cached }
+    }
+}
+
+/// What the cache stores for one piece: its text, or with several outputs the JSON list of them (under keys that
+/// hold `num_return_sequences`, so that the two forms never meet).
+fn stored_form(outputs: &[String], n_best: bool) -> String {
+    if n_best {
+        serde_json::to_string(outputs).expect("a list of strings serializes")
+    } else {
+        outputs.first().cloned().unwrap_or_default()
+    }
+}
+
+/// The outputs a cached entry holds; `None` when an n-best entry is not a list (treated as a miss).
+fn from_stored(stored: String, n_best: bool) -> Option<Vec<String>> {
+    if n_best {
+        serde_json::from_str::<Vec<String>>(&stored).ok().filter(|outputs| !outputs.is_empty())
+    } else {
+        Some(vec![stored])
+    }
 }
 
 /// Texts into texts with one model.
@@ -42,7 +71,11 @@ impl Generator for Engine {
         overrides: &Overrides,
         _deadline: Option<Instant>,
     ) -> Result<Vec<Generated>, ServiceError> {
-        Ok(self.generate_texts(texts, overrides)?.into_iter().map(|text| Generated { text, cached: false }).collect())
+        Ok(self
+            .generate_texts_nbest(texts, overrides)?
+            .into_iter()
+            .map(|o| Generated::from_outputs(o, false))
+            .collect())
     }
 }
 
@@ -111,7 +144,9 @@ impl Generator for CachedModel {
         if lookup.corrupt > 0 {
             self.metrics.inc("brief_cache_corrupt_total", &labels, lookup.corrupt as f64);
         }
-        let mut outputs = lookup.outputs;
+        let n_best = options.num_return_sequences > 1;
+        let mut outputs: Vec<Option<Vec<String>>> =
+            lookup.outputs.into_iter().map(|o| o.and_then(|stored| from_stored(stored, n_best))).collect();
         let hits: Vec<bool> = outputs.iter().map(Option::is_some).collect();
         let misses: Vec<usize> = (0..outputs.len()).filter(|&i| outputs[i].is_none()).collect();
         if self.cache.is_some() {
@@ -121,12 +156,16 @@ impl Generator for CachedModel {
         if !misses.is_empty() {
             let sources: Vec<Vec<u32>> = misses.iter().map(|&i| plan.pieces[i].ids.clone()).collect();
             let generated = self.worker.generate(sources, options, deadline)?;
-            let decoded = generated.iter().map(|ids| codec.decode(ids)).collect::<Result<Vec<_>, _>>()?;
+            let decoded = generated
+                .iter()
+                .map(|hypotheses| hypotheses.iter().map(|ids| codec.decode(ids)).collect())
+                .collect::<Result<Vec<Vec<String>>, _>>()?;
             if let Some(cache) = &self.cache {
                 let model = format!("{}@{}", info.id, info.revision);
+                let stored: Vec<String> = decoded.iter().map(|o| stored_form(o, n_best)).collect();
                 let entries: Vec<Entry<'_>> = misses
                     .iter()
-                    .zip(&decoded)
+                    .zip(&stored)
                     .map(|(&i, output)| Entry {
                         key: keys[i],
                         task: &self.task,
@@ -140,16 +179,45 @@ impl Generator for CachedModel {
                     self.metrics.inc("brief_cache_errors_total", &[("op", "write")], 1.0);
                 }
             }
-            for (&i, text) in misses.iter().zip(decoded) {
-                outputs[i] = Some(text);
+            for (&i, texts) in misses.iter().zip(decoded) {
+                outputs[i] = Some(texts);
             }
         }
-        let outputs: Vec<String> = outputs.into_iter().map(Option::unwrap_or_default).collect();
-        let texts_out = codec.assemble(&plan, &outputs);
+        let outputs: Vec<Vec<String>> = outputs.into_iter().map(Option::unwrap_or_default).collect();
+        let texts_out = plan.assemble(&outputs);
         Ok(texts_out
             .into_iter()
             .zip(&plan.texts)
-            .map(|(text, pieces)| Generated { text, cached: !pieces.is_empty() && pieces.iter().all(|&i| hits[i]) })
+            .map(|(texts, pieces)| {
+                Generated::from_outputs(texts, !pieces.is_empty() && pieces.iter().all(|&i| hits[i]))
+            })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn n_best_outputs_are_stored_as_a_list_and_single_ones_as_text() {
+        let outputs = vec!["Rice prices rose.".to_string(), "The price of rice \"rose\".".to_string()];
+        let stored = stored_form(&outputs, true);
+        assert_eq!(stored, r#"["Rice prices rose.","The price of rice \"rose\"."]"#);
+        assert_eq!(from_stored(stored, true), Some(outputs.clone()));
+        assert_eq!(stored_form(&outputs[..1], false), "Rice prices rose.");
+        assert_eq!(from_stored("[\"a\"]".into(), false), Some(vec!["[\"a\"]".to_string()]));
+        assert_eq!(from_stored("not a list".into(), true), None);
+        assert_eq!(from_stored("[]".into(), true), None);
+    }
+
+    #[test]
+    fn the_best_output_is_the_text_and_the_rest_are_alternatives() {
+        let g = Generated::from_outputs(vec!["a".into(), "b".into(), "c".into()], true);
+        assert_eq!((g.text.as_str(), g.alternatives, g.cached), ("a", vec!["b".to_string(), "c".into()], true));
+        assert_eq!(
+            Generated::from_outputs(vec!["a".into()], false),
+            Generated { text: "a".into(), ..Default::default() }
+        );
     }
 }

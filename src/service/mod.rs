@@ -83,6 +83,30 @@ pub struct TranslatedDocument {
     pub sentences: usize,
     /// Whether every sentence came from the cache.
     pub cached: bool,
+    /// The next best translations, best first, when alternatives were asked for (see [`with_alternatives`]):
+    /// the k-th renders each sentence's k-th alternative, or its best when it has fewer. Else empty.
+    pub alternatives: Vec<String>,
+}
+
+/// `overrides` asking for `alternatives` translations beside the best: `num_return_sequences` of one more, and at
+/// least as many beams (as argos-translate and LibreTranslate do: `beam_size = max(beam_size, num_hypotheses)`).
+/// The beam count raised is the one the request would run with (the model's default unless `overrides` sets it).
+/// No alternatives leaves `overrides` as they are.
+pub fn with_alternatives(
+    translator: &dyn Generator,
+    overrides: &Overrides,
+    alternatives: usize,
+) -> Result<Overrides, ServiceError> {
+    if alternatives == 0 {
+        return Ok(overrides.clone());
+    }
+    let sequences = alternatives.saturating_add(1);
+    let beams = translator.codec().search_options(overrides)?.num_beams;
+    let asked =
+        Overrides { num_beams: Some(beams.max(sequences)), num_return_sequences: Some(sequences), ..overrides.clone() };
+    // The resolution checks the widened search (e.g. the most beams a request may use).
+    translator.codec().search_options(&asked)?;
+    Ok(asked)
 }
 
 /// Translates documents sentence by sentence, all sentences of all documents batched together, and puts the
@@ -102,11 +126,20 @@ pub fn translate_documents(
         .map(|doc| {
             let mine: Vec<Generated> = doc.sentences().map(|_| next.next().unwrap_or_default()).collect();
             let english: Vec<String> = mine.iter().map(|g| g.text.clone()).collect();
+            let count = mine.iter().map(|g| g.alternatives.len()).max().unwrap_or(0);
+            let alternatives = (0..count)
+                .map(|k| {
+                    let kth: Vec<String> =
+                        mine.iter().map(|g| g.alternatives.get(k).unwrap_or(&g.text).clone()).collect();
+                    doc.render(&kth)
+                })
+                .collect();
             TranslatedDocument {
                 text: doc.render(&english),
                 paragraphs: doc.paragraphs().count(),
                 sentences: mine.len(),
                 cached: mine.iter().all(|g| g.cached),
+                alternatives,
             }
         })
         .collect())

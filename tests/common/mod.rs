@@ -99,6 +99,7 @@ pub fn overrides(options: &serde_json::Value) -> Overrides {
         "no_repeat_ngram_size",
         "length_penalty",
         "early_stopping",
+        "num_return_sequences",
     ];
     for key in options.as_object().unwrap().keys() {
         assert!(known.contains(&key.as_str()), "the fixture uses option {key:?}, which this test does not pass on");
@@ -110,6 +111,7 @@ pub fn overrides(options: &serde_json::Value) -> Overrides {
         min_length: get("min_length"),
         min_new_tokens: get("min_new_tokens"),
         no_repeat_ngram_size: get("no_repeat_ngram_size"),
+        num_return_sequences: get("num_return_sequences"),
         length_penalty: options.get("length_penalty").and_then(|v| v.as_f64()).map(|v| v as f32),
         early_stopping: options.get("early_stopping").map(|v| match v {
             serde_json::Value::Bool(true) => EarlyStoppingOption::True,
@@ -136,7 +138,15 @@ pub fn check_parity(name: &str, dir: &Path) {
     }
     for case in &expected.cases {
         let options = SearchOptions::resolve(&loaded.generation, model.spec(), &overrides(&case.options)).unwrap();
-        let hyps = generate(model, &expected.input_ids, &options).unwrap();
+        // The reference returns each input's `num_return_sequences` rows one after the other.
+        let hyps: Vec<_> = generate(model, &expected.input_ids, &options).unwrap().into_iter().flatten().collect();
+        assert_eq!(
+            hyps.len(),
+            expected.input_ids.len() * options.num_return_sequences,
+            "{name}/{}: number of returned sequences",
+            case.name
+        );
+        assert_eq!(hyps.len(), case.outputs.len(), "{name}/{}: number of reference sequences", case.name);
         let width = case.outputs[0].len();
         // The reference pads finished greedy rows with the pad token and beam rows with `pad or eos` (Python
         // truthiness: a pad id of 0 falls back to the end token).
@@ -148,11 +158,12 @@ pub fn check_parity(name: &str, dir: &Path) {
         for (i, (hyp, want)) in hyps.iter().zip(&case.outputs).enumerate() {
             let mut got = hyp.tokens.clone();
             got.resize(width, fill);
-            assert_eq!(&got, want, "{name}/{}: tokens of sentence {i}", case.name);
+            let (sentence, rank) = (i / options.num_return_sequences, i % options.num_return_sequences);
+            assert_eq!(&got, want, "{name}/{}: tokens of sentence {sentence}, hypothesis {rank}", case.name);
             assert_eq!(
                 tokenizer.decode(&hyp.tokens).unwrap(),
                 case.texts[i],
-                "{name}/{}: text of sentence {i}",
+                "{name}/{}: text of sentence {sentence}, hypothesis {rank}",
                 case.name
             );
         }
