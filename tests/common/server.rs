@@ -57,14 +57,18 @@ impl Server {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
+        // Lines logged before the listening line (the cache is opened on another thread) belong to the log too.
+        let mut early = String::new();
         let url = loop {
             let line = lines.next().expect("brief serve exited before listening").unwrap();
             if let Some(addr) = line.strip_prefix("brief listening on ") {
                 break addr.trim().to_string();
             }
+            early.push_str(&line);
+            early.push('\n');
         };
         // Keep draining stderr so the server never blocks on a full pipe, and keep it for the tests.
-        let log = Arc::new(Mutex::new(String::new()));
+        let log = Arc::new(Mutex::new(early));
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
