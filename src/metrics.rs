@@ -1,39 +1,52 @@
-//! Prometheus metrics: labelled counters, gauges and histograms, rendered in the text exposition format.
+//! Prometheus metrics: labelled counters, gauges and histograms in prometheus-client families, rendered in the
+//! OpenMetrics text format. Callers name a metric and its labels; the families are declared in [`Metrics::new`].
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
-}
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-struct Family {
-    help: &'static str,
-    kind: Kind,
-    buckets: &'static [f64],
-    series: BTreeMap<Vec<(String, String)>, Series>,
-}
-
-#[derive(Default)]
-struct Series {
-    value: f64,
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Latency buckets in seconds.
 pub const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 /// Batch-size buckets in sequences.
 pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
+type Labels = Vec<(String, String)>;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Makes each new series of a histogram family with the family's buckets.
+#[derive(Debug, Clone, Copy)]
+struct Buckets(&'static [f64]);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
+    }
+}
+
+enum Handle {
+    Counter(Family<Labels, Counter<f64, AtomicU64>>),
+    Gauge(Family<Labels, Gauge<f64, AtomicU64>>),
+    Histogram(Family<Labels, Histogram, Buckets>),
+}
+
 /// A registry of metric families. All metrics `brief` exports are declared in [`Metrics::new`].
 pub struct Metrics {
-    families: Mutex<BTreeMap<&'static str, Family>>,
+    registry: Registry,
+    families: HashMap<&'static str, Handle>,
 }
 
 impl Default for Metrics {
@@ -44,7 +57,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let m = Self { families: Mutex::new(BTreeMap::new()) };
+        let mut m = Self { registry: Registry::default(), families: HashMap::new() };
         m.declare("brief_http_requests_total", "HTTP requests by route and status code.", Kind::Counter, &[]);
         m.declare(
             "brief_http_request_duration_seconds",
@@ -81,95 +94,74 @@ impl Metrics {
         m
     }
 
-    fn declare(&self, name: &'static str, help: &'static str, kind: Kind, buckets: &'static [f64]) {
-        self.lock().insert(name, Family { help, kind, buckets, series: BTreeMap::new() });
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, Family>> {
-        // A panic while holding the lock cannot leave a family half-updated in a way that matters for metrics.
-        self.families.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn with_series(&self, name: &str, labels: &[(&str, &str)], f: impl FnOnce(&mut Series, &'static [f64])) {
-        let mut families = self.lock();
-        let Some(family) = families.get_mut(name) else {
-            debug_assert!(false, "undeclared metric {name}");
-            return;
+    /// `name` is the exposed name: prometheus-client adds `_total` to a counter's family name and `.` to the help.
+    fn declare(&mut self, name: &'static str, help: &'static str, kind: Kind, buckets: &'static [f64]) {
+        let help = help.strip_suffix('.').unwrap_or(help);
+        let handle = match kind {
+            Kind::Counter => {
+                let family = Family::default();
+                let base = name.strip_suffix("_total").expect("counter names end in _total");
+                self.registry.register(base, help, family.clone());
+                Handle::Counter(family)
+            }
+            Kind::Gauge => {
+                let family = Family::default();
+                self.registry.register(name, help, family.clone());
+                Handle::Gauge(family)
+            }
+            Kind::Histogram => {
+                let family = Family::new_with_constructor(Buckets(buckets));
+                self.registry.register(name, help, family.clone());
+                Handle::Histogram(family)
+            }
         };
-        let key: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let buckets = family.buckets;
-        let series =
-            family.series.entry(key).or_insert_with(|| Series { counts: vec![0; buckets.len()], ..Default::default() });
-        f(series, buckets);
+        self.families.insert(name, handle);
+    }
+
+    fn family(&self, name: &str) -> Option<&Handle> {
+        let family = self.families.get(name);
+        debug_assert!(family.is_some(), "undeclared metric {name}");
+        family
     }
 
     pub fn inc(&self, name: &str, labels: &[(&str, &str)], by: f64) {
-        self.with_series(name, labels, |s, _| s.value += by);
+        if let Some(Handle::Counter(f)) = self.family(name) {
+            f.get_or_create(&key(labels)).inc_by(by);
+        }
     }
 
     pub fn set(&self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.with_series(name, labels, |s, _| s.value = value);
+        if let Some(Handle::Gauge(f)) = self.family(name) {
+            f.get_or_create(&key(labels)).set(value);
+        }
     }
 
     pub fn observe(&self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.with_series(name, labels, |s, buckets| {
-            for (count, le) in s.counts.iter_mut().zip(buckets) {
-                if value <= *le {
-                    *count += 1;
-                }
-            }
-            s.sum += value;
-            s.count += 1;
-        });
+        if let Some(Handle::Histogram(f)) = self.family(name) {
+            f.get_or_create(&key(labels)).observe(value);
+        }
     }
 
     /// The current value of a counter or gauge (0 when never touched).
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let key: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        self.lock().get(name).and_then(|f| f.series.get(&key)).map_or(0.0, |s| s.value)
+        match self.family(name) {
+            Some(Handle::Counter(f)) => f.get(&key(labels)).map_or(0.0, |c| c.get()),
+            Some(Handle::Gauge(f)) => f.get(&key(labels)).map_or(0.0, |g| g.get()),
+            _ => 0.0,
+        }
     }
 
-    /// Everything in the Prometheus text format (version 0.0.4).
+    /// Everything in the OpenMetrics text format, served as [`CONTENT_TYPE`].
     pub fn render(&self) -> String {
-        let families = self.lock();
         let mut out = String::new();
-        for (name, family) in families.iter() {
-            let kind = match family.kind {
-                Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
-                Kind::Histogram => "histogram",
-            };
-            let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {kind}", family.help);
-            for (labels, s) in &family.series {
-                if family.kind == Kind::Histogram {
-                    for (count, le) in s.counts.iter().zip(family.buckets) {
-                        let _ = writeln!(out, "{name}_bucket{} {count}", label_text(labels, Some(&le.to_string())));
-                    }
-                    let _ = writeln!(out, "{name}_bucket{} {}", label_text(labels, Some("+Inf")), s.count);
-                    let _ = writeln!(out, "{name}_sum{} {}", label_text(labels, None), s.sum);
-                    let _ = writeln!(out, "{name}_count{} {}", label_text(labels, None), s.count);
-                } else {
-                    let _ = writeln!(out, "{name}{} {}", label_text(labels, None), s.value);
-                }
-            }
-        }
+        // Writing into a String cannot fail, and every family brief declares encodes.
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("metrics encode into a String");
         out
     }
 }
 
-fn label_text(labels: &[(String, String)], le: Option<&str>) -> String {
-    let mut parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
-        .collect();
-    if let Some(le) = le {
-        parts.push(format!("le=\"{le}\""));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
-    }
+fn key(labels: &[(&str, &str)]) -> Labels {
+    labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 #[cfg(test)]
@@ -182,14 +174,36 @@ mod tests {
         m.inc("brief_cache_hits_total", &[("kind", "translate")], 2.0);
         m.set("brief_queue_depth", &[("model", "x")], 3.0);
         m.observe("brief_batch_size", &[("model", "x")], 3.0);
+        m.inc("brief_http_requests_total", &[("route", "/translate"), ("status", "200")], 1.0);
         let text = m.render();
-        assert!(text.contains("# TYPE brief_cache_hits_total counter\nbrief_cache_hits_total{kind=\"translate\"} 2\n"));
-        assert!(text.contains("brief_queue_depth{model=\"x\"} 3\n"));
-        assert!(text.contains("brief_batch_size_bucket{model=\"x\",le=\"2\"} 0\n"));
-        assert!(text.contains("brief_batch_size_bucket{model=\"x\",le=\"4\"} 1\n"));
-        assert!(
-            text.contains("brief_batch_size_bucket{model=\"x\",le=\"+Inf\"} 1\nbrief_batch_size_sum{model=\"x\"} 3\n")
-        );
+        assert!(text.contains(concat!(
+            "# HELP brief_cache_hits Cache hits (one per sentence or chunk).\n",
+            "# TYPE brief_cache_hits counter\n",
+            "brief_cache_hits_total{kind=\"translate\"} 2.0\n",
+        )));
+        assert!(text.contains("brief_http_requests_total{route=\"/translate\",status=\"200\"} 1.0\n"));
+        assert!(text.contains("# TYPE brief_queue_depth gauge\nbrief_queue_depth{model=\"x\"} 3.0\n"));
+        assert!(text.contains(concat!(
+            "# TYPE brief_batch_size histogram\n",
+            "brief_batch_size_sum{model=\"x\"} 3.0\n",
+            "brief_batch_size_count{model=\"x\"} 1\n",
+            "brief_batch_size_bucket{le=\"1.0\",model=\"x\"} 0\n",
+            "brief_batch_size_bucket{le=\"2.0\",model=\"x\"} 0\n",
+            "brief_batch_size_bucket{le=\"4.0\",model=\"x\"} 1\n",
+        )));
+        assert!(text.contains("brief_batch_size_bucket{le=\"+Inf\",model=\"x\"} 1\n"));
+        // A family appears once it has a series.
+        assert!(!text.contains("brief_rate_limited"));
+        assert!(text.ends_with("# EOF\n"));
         assert_eq!(m.value("brief_cache_hits_total", &[("kind", "translate")]), 2.0);
+        assert_eq!(m.value("brief_queue_depth", &[("model", "x")]), 3.0);
+        assert_eq!(m.value("brief_cache_misses_total", &[("kind", "translate")]), 0.0);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::new();
+        m.inc("brief_rate_limited_total", &[("limit", "a\"b\\c")], 1.0);
+        assert!(m.render().contains("brief_rate_limited_total{limit=\"a\\\"b\\\\c\"} 1.0\n"), "{}", m.render());
     }
 }

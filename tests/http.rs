@@ -423,7 +423,7 @@ fn sixty_four_concurrent_clients_are_batched_and_get_their_serial_answers() {
         })
         .collect();
     let batches_before = server.metric("brief_batch_size_count{model=\"translate\"}");
-    let singles_before = server.metric("brief_batch_size_bucket{model=\"translate\",le=\"1\"}");
+    let singles_before = server.metric("brief_batch_size_bucket{le=\"1.0\",model=\"translate\"}");
     let barrier = Arc::new(std::sync::Barrier::new(64));
     let handles: Vec<_> = inputs
         .iter()
@@ -441,7 +441,7 @@ fn sixty_four_concurrent_clients_are_batched_and_get_their_serial_answers() {
     let concurrent: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(concurrent, serial, "every answer equals the serial one");
     let batches = server.metric("brief_batch_size_count{model=\"translate\"}") - batches_before;
-    let singles = server.metric("brief_batch_size_bucket{model=\"translate\",le=\"1\"}") - singles_before;
+    let singles = server.metric("brief_batch_size_bucket{le=\"1.0\",model=\"translate\"}") - singles_before;
     eprintln!("64 concurrent requests: {batches} batches, {singles} of them single");
     assert!(batches < 64.0, "64 requests ran in {batches} batches");
     assert!(singles < batches, "some batches held more than one request ({singles} of {batches} were single)");

@@ -57,11 +57,11 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 }
 
 /// Prometheus metrics: requests, latencies, batch sizes, queue depth, cache hits and misses, tokens generated.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let access = &state.config.access;
     if access.metrics_protected() && !access.is_key(bearer(&headers)) {
         return Err(ApiError::forbidden("/metrics needs Authorization: Bearer key"));
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response())
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.metrics.render()).into_response())
 }
