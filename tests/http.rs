@@ -186,6 +186,9 @@ fn client_mistakes_get_4xx_json_errors() {
         ("/translate", json!({"q": "x", "source": "id", "target": "en", "format": "pdf"}), 422, "validation_error"),
         ("/translate", json!({"q": 5, "source": "id", "target": "en"}), 422, "validation_error"),
         ("/v1/translate", json!({"texts": ["x"], "num_beams": 0}), 422, "validation_error"),
+        // 1e39 is infinite as an f32: refused, not searched with (a NaN once made every batch empty).
+        ("/v1/translate", json!({"texts": ["x"], "length_penalty": 1e39}), 422, "validation_error"),
+        ("/v1/summarize", json!({"text": "x", "length_penalty": -1e39}), 422, "validation_error"),
         ("/v1/translate", json!({"texts": ["x"], "max_new_tokens": 100000}), 422, "validation_error"),
         // Found by schemathesis: widths and lengths that would need terabytes of KV cache abort the process.
         ("/v1/translate", json!({"texts": ["x"], "num_beams": 13_715_021_128u64}), 422, "validation_error"),
