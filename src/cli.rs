@@ -60,6 +60,20 @@ pub enum Command {
     /// Show the default models (models/manifest.json), whether they are in the local hub cache, and the CPU
     /// kernels that run; with --download, fetch the models into the hub cache (for images and init containers).
     Models(ModelsArgs),
+    /// GET a URL of a running server (default: /health on the default address) and exit with status 0 when it
+    /// answers 200, 1 otherwise: a container HEALTHCHECK without curl.
+    HealthCheck(HealthCheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthCheckArgs {
+    /// URL to GET (plain http://).
+    #[arg(long, env = "BRIEF_HEALTH_URL", default_value = "http://127.0.0.1:8080/health")]
+    pub url: String,
+
+    /// Seconds to wait for the connection and for the answer.
+    #[arg(long, default_value_t = 5)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]

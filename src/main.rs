@@ -48,6 +48,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(*args),
         Command::Cache(args) => cache(args),
         Command::Models(args) => models(args),
+        Command::HealthCheck(args) => health_check(&args),
     }
 }
 
@@ -421,4 +422,13 @@ fn download_models(args: &brief::cli::ModelsArgs) -> Result<()> {
         writeln!(out, "{role:<10} {id} @ {} in {} ({fetched})", files.revision, files.dir.display())?;
     }
     Ok(())
+}
+
+fn health_check(args: &brief::cli::HealthCheckArgs) -> Result<()> {
+    let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
+    match brief::probe::get_status(&args.url, timeout) {
+        Ok(200) => Ok(()),
+        Ok(status) => anyhow::bail!("{} answered {status}", args.url),
+        Err(reason) => anyhow::bail!("{reason}"),
+    }
 }
