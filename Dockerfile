@@ -23,8 +23,7 @@ RUN cargo build --release --locked --bin brief
 # `ldd target/release/brief` lists only libc, libm and libgcc_s, all in the base image; hub downloads use rustls
 # with bundled roots (webpki-roots), so no ca-certificates or OpenSSL are needed either.
 FROM debian:bookworm-slim AS runtime
-ARG UID=10001
-RUN useradd --system --uid "${UID}" --user-group --home-dir /data --shell /usr/sbin/nologin brief \
+RUN useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin brief \
     && mkdir -p /data/huggingface /data/brief \
     && chown -R brief:brief /data
 COPY --from=builder /src/target/release/brief /usr/local/bin/brief
@@ -34,7 +33,8 @@ ENV HF_HOME=/data/huggingface \
     BRIEF_BIND=0.0.0.0:8080 \
     BRIEF_LOG=info
 VOLUME ["/data/huggingface", "/data/brief"]
-USER brief
+# Numeric, so that Kubernetes can check runAsNonRoot.
+USER 10001:10001
 WORKDIR /data
 EXPOSE 8080
 # /health is 503 while the models load (minutes on a first start without a filled cache), then 200.
