@@ -58,8 +58,22 @@ pub enum Command {
     /// Inspect or empty the on-disk cache.
     Cache(CacheCommandArgs),
     /// Show the default models (models/manifest.json), whether they are in the local hub cache, and the CPU
-    /// kernels that run.
+    /// kernels that run; with --download, fetch the models into the hub cache (for images and init containers).
     Models(ModelsArgs),
+    /// GET a URL of a running server (default: /health on the default address) and exit with status 0 when it
+    /// answers 200, 1 otherwise: a container HEALTHCHECK without curl.
+    HealthCheck(HealthCheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthCheckArgs {
+    /// URL to GET (plain http://).
+    #[arg(long, env = "BRIEF_HEALTH_URL", default_value = "http://127.0.0.1:8080/health")]
+    pub url: String,
+
+    /// Seconds to wait for the connection and for the answer.
+    #[arg(long, default_value_t = 5)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -67,6 +81,43 @@ pub struct ModelsArgs {
     /// CPU kernel family to report (as `--cpu-isa` of the other commands).
     #[arg(long, env = "BRIEF_CPU_ISA")]
     pub cpu_isa: Option<String>,
+
+    /// Download the translation and summarization models into the hub cache (HF_HUB_CACHE, else HF_HOME/hub,
+    /// else ~/.cache/huggingface/hub), one line per file; files already there are not downloaded again. Exits
+    /// with status 0 once every file is in the cache, 1 when one cannot be had (the hub unreachable, say).
+    #[arg(long)]
+    pub download: bool,
+
+    /// Translation model to download: a hub id (a local directory is used as it is).
+    #[arg(long = "model", visible_alias = "translate-model", env = "BRIEF_TRANSLATE_MODEL", default_value = DEFAULT_TRANSLATE_MODEL)]
+    pub model: String,
+
+    /// Hub revision (branch, tag or commit) of the translation model.
+    #[arg(long = "revision", visible_alias = "translate-revision", env = "BRIEF_TRANSLATE_REVISION")]
+    pub revision: Option<String>,
+
+    /// Summarization model to download: a hub id (a local directory is used as it is).
+    #[arg(long, env = "BRIEF_SUMMARY_MODEL", default_value = DEFAULT_SUMMARY_MODEL)]
+    pub summary_model: String,
+
+    /// Hub revision (branch, tag or commit) of the summarization model.
+    #[arg(long, env = "BRIEF_SUMMARY_REVISION")]
+    pub summary_revision: Option<String>,
+
+    /// Download the translation model only (for `brief serve --no-summary`).
+    #[arg(long)]
+    pub no_summary: bool,
+}
+
+impl ModelsArgs {
+    /// The models --download fetches, each with its role (`translate`, `summarize`).
+    pub fn sources(&self) -> Result<Vec<(&'static str, ModelSource)>, ModelError> {
+        let mut sources = vec![("translate", ModelSource::parse(&self.model, self.revision.as_deref())?)];
+        if !self.no_summary {
+            sources.push(("summarize", ModelSource::parse(&self.summary_model, self.summary_revision.as_deref())?));
+        }
+        Ok(sources)
+    }
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,8 @@
 //! `brief`: Indonesian news to English briefs, with MarianMT and T5 models running on candle.
 //!
 //! Layers, each depending only on those below it: [`cli`], [`http`], [`batch`] → [`service`] (with [`cache`]) →
-//! [`engine`] → [`generate`] → [`models`], with [`tokenize`] beside the models and [`metrics`] at the bottom.
+//! [`engine`] → [`generate`] → [`models`], with [`tokenize`] beside the models and [`metrics`] and [`probe`]
+//! (the health check's client) at the bottom.
 
 pub mod batch;
 pub mod cache;
@@ -11,5 +12,6 @@ pub mod generate;
 pub mod http;
 pub mod metrics;
 pub mod models;
+pub mod probe;
 pub mod service;
 pub mod tokenize;

@@ -48,6 +48,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(*args),
         Command::Cache(args) => cache(args),
         Command::Models(args) => models(args),
+        Command::HealthCheck(args) => health_check(&args),
     }
 }
 
@@ -341,6 +342,9 @@ fn cache(args: CacheCommandArgs) -> Result<()> {
 }
 
 fn models(args: brief::cli::ModelsArgs) -> Result<()> {
+    if args.download {
+        return download_models(&args);
+    }
     let isa = brief::models::runtime::configure(None, args.cpu_isa.as_deref())?;
     let manifest: serde_json::Value = serde_json::from_str(MANIFEST)?;
     let cache = brief::models::hub::cache_dir().ok();
@@ -368,4 +372,63 @@ fn models(args: brief::cli::ModelsArgs) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `brief models --download`: every file of the chosen models into the hub cache, one line per file on standard
+/// error, and where each model's snapshot is on standard output.
+fn download_models(args: &brief::cli::ModelsArgs) -> Result<()> {
+    use brief::models::hub::{self, Fetched};
+    use brief::models::ModelSource;
+    let cache = hub::cache_dir()?;
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut out = std::io::stdout().lock();
+    for (role, source) in args.sources()? {
+        let (id, revision) = match &source {
+            ModelSource::Local(dir) => {
+                writeln!(out, "{role:<10} {}: a local directory, nothing to download", dir.display())?;
+                continue;
+            }
+            ModelSource::Hub { id, revision } => (id.clone(), revision.clone()),
+        };
+        eprintln!("{role}: {id} @ {revision} into {}", cache.display());
+        let (mut downloaded, mut cached) = (0usize, 0usize);
+        let files = hub::resolve_reporting(&source, progress, &mut |name, fetched, path| {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let what = match fetched {
+                Fetched::Cached => {
+                    cached += 1;
+                    "already cached"
+                }
+                Fetched::Downloaded => {
+                    downloaded += 1;
+                    "downloaded"
+                }
+            };
+            eprintln!("  {name}: {what} ({size} bytes)");
+        })
+        .with_context(|| {
+            let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
+            format!(
+                "cannot download {id} @ {revision} from {endpoint} into {}: without network access, run \
+                 `brief models --download` where the hub is reachable and copy that cache (HF_HOME) here",
+                cache.display()
+            )
+        })?;
+        let fetched = if downloaded + cached == 0 {
+            "complete in the cache, the hub not asked".to_string()
+        } else {
+            format!("{downloaded} downloaded, {cached} already cached")
+        };
+        writeln!(out, "{role:<10} {id} @ {} in {} ({fetched})", files.revision, files.dir.display())?;
+    }
+    Ok(())
+}
+
+fn health_check(args: &brief::cli::HealthCheckArgs) -> Result<()> {
+    let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
+    match brief::probe::get_status(&args.url, timeout) {
+        Ok(200) => Ok(()),
+        Ok(status) => anyhow::bail!("{} answered {status}", args.url),
+        Err(reason) => anyhow::bail!("{reason}"),
+    }
 }

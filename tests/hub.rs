@@ -1,12 +1,14 @@
 //! Loading through the hub client from a stand-in hub on 127.0.0.1 (the real hub is unreachable here), then
-//! offline from the cache. One test per binary: it sets the HF_* environment variables of the process.
+//! offline from the cache, and `brief models --download` against the same stand-in. The loading test sets the
+//! HF_* environment variables of the process; the download test gives its child process its own.
 
 mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +20,9 @@ use sha2::{Digest, Sha256};
 const REPO: &str = "brief-test/tiny-marian";
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
+/// Files of each repository the stand-in serves.
+type Repos = HashMap<String, HashMap<String, Vec<u8>>>;
+
 /// A minimal hub: the repository listing API and `resolve` downloads with HTTP ranges, as hf-hub uses them.
 struct StandIn {
     url: String,
@@ -26,7 +31,7 @@ struct StandIn {
 }
 
 impl StandIn {
-    fn start(files: HashMap<String, Vec<u8>>) -> Self {
+    fn start(repos: Repos) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -38,7 +43,7 @@ impl StandIn {
                     break;
                 }
                 if let Ok(stream) = stream {
-                    serve(stream, &files, &log);
+                    serve(stream, &repos, &log);
                 }
             }
         });
@@ -51,7 +56,7 @@ impl StandIn {
     }
 }
 
-fn serve(mut stream: TcpStream, files: &HashMap<String, Vec<u8>>, log: &Mutex<Vec<String>>) {
+fn serve(mut stream: TcpStream, repos: &Repos, log: &Mutex<Vec<String>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
@@ -70,14 +75,14 @@ fn serve(mut stream: TcpStream, files: &HashMap<String, Vec<u8>>, log: &Mutex<Ve
     }
     let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
     log.lock().unwrap().push(path.clone());
-    let info_path = format!("/api/models/{REPO}/revision/main");
-    let resolve_prefix = format!("/{REPO}/resolve/main/");
-    let response = if path == info_path {
+    let listed = path.strip_prefix("/api/models/").and_then(|p| p.strip_suffix("/revision/main"));
+    let resolved = path.trim_start_matches('/').split_once("/resolve/main/");
+    let response = if let Some(files) = listed.and_then(|repo| repos.get(repo)) {
         let siblings: Vec<serde_json::Value> = files.keys().map(|f| serde_json::json!({ "rfilename": f })).collect();
         let body = serde_json::json!({ "sha": COMMIT, "siblings": siblings }).to_string();
         format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
             .into_bytes()
-    } else if let Some(body) = path.strip_prefix(&resolve_prefix).and_then(|name| files.get(name)) {
+    } else if let Some(body) = resolved.and_then(|(repo, name)| repos.get(repo)?.get(name)) {
         let etag = format!("{:x}", Sha256::digest(body));
         let (start, end) = match range {
             Some((a, b)) => (a.min(body.len()), b.map_or(body.len(), |b| (b + 1).min(body.len()))),
@@ -114,16 +119,26 @@ fn engine(source: ModelSource) -> Result<Engine, brief::engine::EngineError> {
     })
 }
 
-#[test]
-fn download_from_a_stand_in_hub_then_load_offline_from_the_cache() {
+/// The tiny Marian model's files, as a hub repository holds them.
+fn tiny_marian_files() -> HashMap<String, Vec<u8>> {
     let fixture: PathBuf = common::fixtures().join("marian").join("tiny");
-    let files: HashMap<String, Vec<u8>> = std::fs::read_dir(&fixture)
+    std::fs::read_dir(&fixture)
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| !matches!(e.file_name().to_str(), Some("expected.json" | "logits.safetensors")))
         .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
-        .collect();
-    let hub = StandIn::start(files.clone());
+        .collect()
+}
+
+/// The snapshot directory of `repo` at [`COMMIT`] in the hub cache under `hf_home`.
+fn snapshot(hf_home: &Path, repo: &str) -> PathBuf {
+    hf_home.join("hub").join(format!("models--{}", repo.replace('/', "--"))).join("snapshots").join(COMMIT)
+}
+
+#[test]
+fn download_from_a_stand_in_hub_then_load_offline_from_the_cache() {
+    let files = tiny_marian_files();
+    let hub = StandIn::start(HashMap::from([(REPO.to_string(), files.clone())]));
     let home = tempfile::tempdir().unwrap();
     std::env::set_var("HF_HOME", home.path());
     std::env::set_var("HF_ENDPOINT", &hub.url);
@@ -139,7 +154,7 @@ fn download_from_a_stand_in_hub_then_load_offline_from_the_cache() {
     assert!(requests.iter().any(|p| p.ends_with("/pytorch_model.bin")), "{requests:?}");
     assert!(requests.iter().any(|p| p.starts_with("/api/models/")), "{requests:?}");
     // The cache holds the snapshot for the commit, byte for byte.
-    let snapshot = home.path().join("hub").join("models--brief-test--tiny-marian").join("snapshots").join(COMMIT);
+    let snapshot = snapshot(home.path(), REPO);
     for (name, bytes) in &files {
         assert_eq!(&std::fs::read(snapshot.join(name)).unwrap(), bytes, "{name}");
     }
@@ -165,4 +180,68 @@ fn download_from_a_stand_in_hub_then_load_offline_from_the_cache() {
     std::env::set_var("HF_HUB_OFFLINE", "1");
     let missing = engine(ModelSource::parse("brief-test/absent", None).unwrap()).err().unwrap().to_string();
     assert!(missing.contains("HF_HUB_OFFLINE") && missing.contains("brief-test/absent"), "{missing}");
+}
+
+/// `brief models --download` with its own hub environment (none inherited from this process).
+fn models_download(hf_home: &Path, endpoint: &str, offline: bool, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_brief"));
+    command.args(["models", "--download"]).args(args).env("HF_HOME", hf_home).env("HF_ENDPOINT", endpoint);
+    for name in ["HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_TOKEN", "BRIEF_TRANSLATE_MODEL", "BRIEF_SUMMARY_MODEL"] {
+        command.env_remove(name);
+    }
+    if offline {
+        command.env("HF_HUB_OFFLINE", "1");
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn models_download_fills_the_hub_cache_once_and_then_downloads_nothing() {
+    const SUMMARY: &str = "brief-test/tiny-summary";
+    let files = tiny_marian_files();
+    let hub = StandIn::start(HashMap::from([(REPO.to_string(), files.clone()), (SUMMARY.to_string(), files.clone())]));
+    let home = tempfile::tempdir().unwrap();
+    let args = ["--model", REPO, "--summary-model", SUMMARY];
+
+    let first = models_download(home.path(), &hub.url, false, &args);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    // One line per file, and both models land in the cache byte for byte.
+    assert!(stderr.contains("  pytorch_model.bin: downloaded ("), "{stderr}");
+    for repo in [REPO, SUMMARY] {
+        for (name, bytes) in &files {
+            assert_eq!(&std::fs::read(snapshot(home.path(), repo).join(name)).unwrap(), bytes, "{repo} {name}");
+        }
+    }
+    let downloads = |requests: &[String]| requests.iter().filter(|p| p.contains("/resolve/")).count();
+    let after_first = hub.requests.lock().unwrap().clone();
+    // hf-hub asks for each file's metadata, then its bytes.
+    assert!(downloads(&after_first) >= 2 * files.len(), "{after_first:?}");
+
+    // A second run finds every file in the cache: it lists the repositories and downloads nothing.
+    let second = models_download(home.path(), &hub.url, false, &args);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(!stderr.contains(": downloaded ("), "{stderr}");
+    assert!(String::from_utf8_lossy(&second.stdout).contains(&format!(
+        "{} downloaded, {} already cached",
+        0,
+        files.len()
+    )));
+    assert_eq!(downloads(&hub.requests.lock().unwrap()), downloads(&after_first));
+
+    // Offline with everything cached is success, without a request.
+    let before = hub.requests.lock().unwrap().len();
+    let offline = models_download(home.path(), &hub.url, true, &args);
+    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    assert_eq!(hub.requests.lock().unwrap().len(), before);
+    hub.shut_down();
+
+    // An unreachable hub and an empty cache: status 1 and an error naming the model and the way out.
+    let empty = tempfile::tempdir().unwrap();
+    let unreachable = models_download(empty.path(), "http://127.0.0.1:9", false, &args);
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert_eq!(unreachable.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot download {REPO} @ main from http://127.0.0.1:9")), "{stderr}");
+    assert!(stderr.contains("copy that cache"), "{stderr}");
 }

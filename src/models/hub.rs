@@ -87,8 +87,28 @@ pub fn cache_dir() -> Result<PathBuf, ModelError> {
     }
 }
 
+/// Where one file of a hub model came from while it was made available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// Already in the hub cache: nothing was downloaded.
+    Cached,
+    /// Downloaded into the hub cache now.
+    Downloaded,
+}
+
 /// Makes the model's files available locally: as they are for a directory, from the cache or the hub otherwise.
 pub fn resolve(source: &ModelSource, progress: bool) -> Result<ModelFiles, ModelError> {
+    resolve_reporting(source, progress, &mut |_, _, _| {})
+}
+
+/// As [`resolve`], telling `report` about each file fetched through the hub (its name, where it came from, its
+/// path in the cache). Nothing is reported for a local directory or a cached copy used without asking the hub
+/// (`HF_HUB_OFFLINE`, or the hub unreachable).
+pub fn resolve_reporting(
+    source: &ModelSource,
+    progress: bool,
+    report: &mut dyn FnMut(&str, Fetched, &Path),
+) -> Result<ModelFiles, ModelError> {
     match source {
         ModelSource::Local(dir) => {
             if !dir.join("config.json").is_file() {
@@ -104,7 +124,7 @@ pub fn resolve(source: &ModelSource, progress: bool) -> Result<ModelFiles, Model
                     reason: format!("HF_HUB_OFFLINE is set and {reason}"),
                 });
             }
-            match download(cache.clone(), id, revision, progress) {
+            match download(cache.clone(), id, revision, progress, report) {
                 Ok(files) => Ok(files),
                 // A network failure falls back to a complete cached copy, as huggingface_hub does.
                 Err(err) => from_cache(&cache, id, revision).map_err(|_| err).inspect(|_| {
@@ -119,7 +139,14 @@ fn hub_error(id: &str, revision: &str, reason: impl std::fmt::Display) -> ModelE
     ModelError::Hub { model: format!("{id}@{revision}"), reason: reason.to_string() }
 }
 
-fn download(cache: Cache, id: &str, revision: &str, progress: bool) -> Result<ModelFiles, ModelError> {
+fn download(
+    cache: Cache,
+    id: &str,
+    revision: &str,
+    progress: bool,
+    report: &mut dyn FnMut(&str, Fetched, &Path),
+) -> Result<ModelFiles, ModelError> {
+    let cached = cache.repo(Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string()));
     let mut builder = ApiBuilder::from_cache(cache).with_progress(progress);
     if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
         builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_string());
@@ -134,7 +161,13 @@ fn download(cache: Cache, id: &str, revision: &str, progress: bool) -> Result<Mo
     if !listed.contains("config.json") {
         return Err(hub_error(id, revision, "the repository has no config.json"));
     }
-    let get = |name: &str| repo.get(name).map_err(|e| hub_error(id, revision, format!("downloading {name}: {e}")));
+    // `repo.get` takes a file from the cache when it is there; asking the cache first tells which it did.
+    let mut get = |name: &str| {
+        let fetched = if cached.get(name).is_some() { Fetched::Cached } else { Fetched::Downloaded };
+        let path = repo.get(name).map_err(|e| hub_error(id, revision, format!("downloading {name}: {e}")))?;
+        report(name, fetched, &path);
+        Ok::<_, ModelError>(path)
+    };
     let config = get("config.json")?;
     for name in OPTIONAL_FILES.iter().filter(|n| listed.contains(*n)) {
         get(name)?;
