@@ -128,7 +128,7 @@ pub struct RemoteArgs {
     #[arg(long, env = "BRIEF_RETRIES", default_value_t = 8)]
     pub retries: u32,
 
-    /// Longest wait before one retry, in seconds (a longer Retry-After is cut to this).
+    /// Longest wait before one retry, in seconds (a longer Retry-After is cut to this; the shortest is 0.1 s).
     #[arg(long, env = "BRIEF_RETRY_MAX_WAIT_SECS", default_value_t = 60)]
     pub retry_max_wait_secs: u64,
 

@@ -11,6 +11,10 @@ use crate::service::{Brief, BriefOptions};
 /// The first wait of the exponential backoff (doubled on each retry) when the server gives no `Retry-After`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
+/// The shortest wait before a retry, even when `Retry-After` says 0: a server that keeps refusing is never
+/// asked in a tight loop.
+const MIN_WAIT: Duration = Duration::from_millis(100);
+
 /// Most characters of a non-JSON error body kept in the error message.
 const MAX_BODY_CHARS: usize = 200;
 
@@ -150,7 +154,9 @@ impl Client {
             if attempt >= self.config.retries {
                 return Err(RemoteError::GaveUp { attempts: attempt + 1, last });
             }
-            let wait = retry_after.unwrap_or_else(|| backoff(attempt, seed)).min(self.config.max_wait);
+            let wait = retry_after
+                .unwrap_or_else(|| backoff(attempt, seed))
+                .clamp(MIN_WAIT, self.config.max_wait.max(MIN_WAIT));
             tracing::info!(url, attempt, wait_ms = wait.as_millis() as u64, reason = %last, "retrying");
             std::thread::sleep(wait);
             attempt += 1;
