@@ -135,6 +135,9 @@ pub struct BatchArgs {
     pub group: usize,
 
     #[command(flatten)]
+    pub remote: RemoteArgs,
+
+    #[command(flatten)]
     pub model: TranslateModelArgs,
 
     #[command(flatten)]
@@ -151,6 +154,56 @@ pub struct BatchArgs {
 
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+/// `brief batch --server`: the briefs made by a running `brief serve` instead of models loaded here.
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// URL of a running `brief serve` (or of a load balancer before several), e.g. `http://10.0.0.5:8080`: each
+    /// article goes to its POST /v1/briefs and no model is loaded here (the model, runtime, worker and cache
+    /// options are then unused; the search options set here are sent, the others are the server's; so is the
+    /// summary chunk size). An article whose brief files are already in --out is not sent again.
+    #[arg(long, env = "BRIEF_SERVER")]
+    pub server: Option<String>,
+
+    /// API key for --server, sent as `Authorization: Bearer KEY`.
+    #[arg(long, env = "BRIEF_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Articles in flight at once with --server.
+    #[arg(long, env = "BRIEF_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+
+    /// Retries of a request to --server answered 429, 502 or 503, or not answered (refused, reset, timed out):
+    /// after its Retry-After seconds, else 0.5 s doubled per retry. Other errors fail the article at once.
+    #[arg(long, env = "BRIEF_RETRIES", default_value_t = 8)]
+    pub retries: u32,
+
+    /// Longest wait before one retry, in seconds (a longer Retry-After is cut to this; the shortest is 0.1 s).
+    #[arg(long, env = "BRIEF_RETRY_MAX_WAIT_SECS", default_value_t = 60)]
+    pub retry_max_wait_secs: u64,
+
+    /// Seconds one request to --server may take, connecting to the end of the answer (more than the server's
+    /// own --request-timeout-secs, 120, so that its 504 comes first).
+    #[arg(long, env = "BRIEF_BATCH_REQUEST_TIMEOUT_SECS", default_value_t = 300)]
+    pub request_timeout_secs: u64,
+}
+
+impl RemoteArgs {
+    /// The client configuration, when --server is given.
+    pub fn client_config(&self) -> Result<Option<crate::batch::client::ClientConfig>, String> {
+        let Some(server) = &self.server else { return Ok(None) };
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            return Err(format!("--server must be an http:// or https:// URL, not {server:?}"));
+        }
+        Ok(Some(crate::batch::client::ClientConfig {
+            server: server.clone(),
+            api_key: self.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty()).map(str::to_string),
+            retries: self.retries,
+            max_wait: Duration::from_secs(self.retry_max_wait_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+        }))
+    }
 }
 
 #[derive(Debug, Args)]

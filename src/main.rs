@@ -170,7 +170,6 @@ fn article(args: ArticleArgs) -> Result<()> {
 }
 
 fn batch(args: BatchArgs) -> Result<()> {
-    brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
     let started = std::time::Instant::now();
     if !args.dir.is_dir() {
         anyhow::bail!("{} is not a folder", args.dir.display());
@@ -181,48 +180,29 @@ fn batch(args: BatchArgs) -> Result<()> {
         group: args.group.max(1),
         brief: service::BriefOptions { translate: args.search.overrides(), summary: args.summary.options()? },
     };
-    let svc = build_service(
-        &args.model,
-        Some(&args.summary),
-        &args.runtime,
-        &args.worker,
-        &args.cache,
-        Arc::new(Metrics::new()),
-    )?;
-    svc.translator.codec().search_options(&options.brief.translate)?;
-    svc.summarizer()?.codec().search_options(&options.brief.summary.overrides)?;
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let bar = terminal.then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} articles, ETA {eta}  {msg}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    });
-    let reports = brief::batch::run(&svc, &options, |report, done, total| {
-        let line = format!(
-            "{} {} ({} words, {:.1} s)",
-            report.file,
-            report.status.as_str(),
-            report.words,
-            report.ms as f64 / 1000.0
-        );
-        match &bar {
-            Some(bar) => {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-                bar.set_message(line);
-            }
-            None => eprintln!("[{done}/{total}] {line}"),
+    let progress = Progress::new();
+    let show = |report: &brief::batch::ArticleReport, done, total| progress.show(report, done, total);
+    let reports = match args.remote.client_config().map_err(anyhow::Error::msg)? {
+        Some(config) => {
+            let client = brief::batch::client::Client::new(config);
+            brief::batch::remote::run(&client, &options, args.remote.concurrency, show)?
         }
-    })?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+        None => {
+            brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
+            let svc = build_service(
+                &args.model,
+                Some(&args.summary),
+                &args.runtime,
+                &args.worker,
+                &args.cache,
+                Arc::new(Metrics::new()),
+            )?;
+            svc.translator.codec().search_options(&options.brief.translate)?;
+            svc.summarizer()?.codec().search_options(&options.brief.summary.overrides)?;
+            brief::batch::run(&svc, &options, show)?
+        }
+    };
+    progress.finish();
     print!("{}", brief::batch::table(&reports, started.elapsed().as_millis() as u64, &args.out));
     let failed = reports.iter().filter(|r| r.status == brief::batch::Status::Failed).count();
     if failed > 0 {
@@ -232,6 +212,50 @@ fn batch(args: BatchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The progress of `brief batch`: a bar with counts and ETA on a terminal, else one line per article.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new() -> Progress {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Progress(terminal.then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} articles, ETA {eta}  {msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        }))
+    }
+
+    fn show(&self, report: &brief::batch::ArticleReport, done: usize, total: usize) {
+        let line = format!(
+            "{} {} ({} words, {:.1} s)",
+            report.file,
+            report.status.as_str(),
+            report.words,
+            report.ms as f64 / 1000.0
+        );
+        match &self.0 {
+            Some(bar) => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(line);
+            }
+            None => eprintln!("[{done}/{total}] {line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// The API keys of `brief serve`: `--api-keys FILE` and `--api-key`, with the default per-key limits.

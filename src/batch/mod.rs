@@ -1,6 +1,10 @@
 //! `brief batch`: every article of a folder (`.txt`, `.md`) becomes a brief, as Markdown and JSON, with an index.
 //! Articles go to the models in groups whose sentences are batched together; an article that fails is reported
-//! and the others go on; a second run is served from the cache.
+//! and the others go on; a second run is served from the cache. With `--server`, [`remote`] makes them through a
+//! running `brief serve` instead, and this module's files, index and table are the same.
+
+pub mod client;
+pub mod remote;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,6 +19,9 @@ pub enum BatchError {
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Service(#[from] ServiceError),
+    /// `brief batch --server`: the server does not answer `/health` with 200, even after the retries.
+    #[error("the server is not ready: {0}")]
+    ServerNotReady(client::RemoteError),
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> BatchError + '_ {
@@ -90,6 +97,11 @@ impl ArticleReport {
     }
 }
 
+/// The report of an article that failed with `error`.
+fn failed(file: &str, words: usize, ms: u64, error: String) -> ArticleReport {
+    ArticleReport { words, ms, error: Some(error), ..ArticleReport::new(file, Status::Failed) }
+}
+
 /// The articles of `dir` (`.txt`/`.md` files, by name) and the other entries, which are skipped.
 pub fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), BatchError> {
     let mut articles = Vec::new();
@@ -132,6 +144,37 @@ fn output_stems(articles: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
+/// The text of an article file, or why it cannot be read (the article's error in the report).
+fn read_article(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes)
+        .map_err(|e| format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+}
+
+/// The input folder, read.
+struct Folder {
+    /// Each article file with the stem of its output files.
+    articles: Vec<(PathBuf, String)>,
+    /// The entries that are not articles.
+    skipped: Vec<PathBuf>,
+}
+
+/// Lists the input folder and makes the output folder.
+fn prepare(options: &BatchOptions) -> Result<Folder, BatchError> {
+    let (articles, skipped) = list(&options.input)?;
+    std::fs::create_dir_all(&options.out).map_err(io(&options.out))?;
+    let stems = output_stems(&articles);
+    Ok(Folder { articles: articles.into_iter().zip(stems).collect(), skipped })
+}
+
+/// The reports sorted by file, then the skipped entries, written as the index.
+fn finish(out: &Path, mut reports: Vec<ArticleReport>, skipped: &[PathBuf]) -> Result<Vec<ArticleReport>, BatchError> {
+    reports.sort_by(|a, b| a.file.cmp(&b.file));
+    reports.extend(skipped.iter().map(|p| ArticleReport::new(&file_name(p), Status::Skipped)));
+    write_index(out, &reports)?;
+    Ok(reports)
+}
+
 /// Writes `contents` to `path` through a temporary file and a rename, so a file is whole or absent.
 fn write_atomic(path: &Path, contents: &str) -> Result<(), BatchError> {
     let tmp = path.with_extension("tmp");
@@ -145,27 +188,20 @@ pub fn run(
     options: &BatchOptions,
     mut progress: impl FnMut(&ArticleReport, usize, usize),
 ) -> Result<Vec<ArticleReport>, BatchError> {
-    let (articles, skipped) = list(&options.input)?;
-    std::fs::create_dir_all(&options.out).map_err(io(&options.out))?;
-    let stems = output_stems(&articles);
+    let Folder { articles, skipped } = prepare(options)?;
     let total = articles.len();
     let mut reports: Vec<ArticleReport> = Vec::with_capacity(total + skipped.len());
     let mut done = 0;
-    for (group_paths, group_stems) in articles.chunks(options.group.max(1)).zip(stems.chunks(options.group.max(1))) {
+    for group in articles.chunks(options.group.max(1)) {
         let started = Instant::now();
         // Unreadable files fail here; the readable ones go to the models together.
         let mut readable: Vec<(Article, &String)> = Vec::new();
         let mut unreadable: Vec<ArticleReport> = Vec::new();
-        for (path, stem) in group_paths.iter().zip(group_stems) {
+        for (path, stem) in group {
             let name = file_name(path);
-            match std::fs::read(path).map_err(|e| e.to_string()).and_then(|bytes| {
-                String::from_utf8(bytes)
-                    .map_err(|e| format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
-            }) {
+            match read_article(path) {
                 Ok(text) => readable.push((Article { name, text }, stem)),
-                Err(error) => {
-                    unreadable.push(ArticleReport { error: Some(error), ..ArticleReport::new(&name, Status::Failed) })
-                }
+                Err(error) => unreadable.push(failed(&name, 0, 0, error)),
             }
         }
         let batch: Vec<Article> = readable.iter().map(|(a, _)| a.clone()).collect();
@@ -176,12 +212,7 @@ pub fn run(
             let words = article.text.split_whitespace().count();
             let report = match result {
                 Ok(brief) => write_brief(&options.out, stem, &brief, words, ms)?,
-                Err(e) => ArticleReport {
-                    words,
-                    ms,
-                    error: Some(e.to_string()),
-                    ..ArticleReport::new(&article.name, Status::Failed)
-                },
+                Err(e) => failed(&article.name, words, ms, e.to_string()),
             };
             group_reports.push(report);
         }
@@ -192,18 +223,25 @@ pub fn run(
             reports.push(report);
         }
     }
-    reports.sort_by(|a, b| a.file.cmp(&b.file));
-    reports.extend(skipped.iter().map(|p| ArticleReport::new(&file_name(p), Status::Skipped)));
-    write_index(&options.out, &reports)?;
-    Ok(reports)
+    finish(&options.out, reports, &skipped)
+}
+
+/// The Markdown and JSON file names of the brief written under `stem`.
+fn brief_files(stem: &str) -> (String, String) {
+    (format!("{stem}.md"), format!("{stem}.json"))
 }
 
 fn write_brief(out: &Path, stem: &str, brief: &Brief, words: usize, ms: u64) -> Result<ArticleReport, BatchError> {
-    let markdown = format!("{stem}.md");
-    let json = format!("{stem}.json");
+    let (markdown, json) = brief_files(stem);
     write_atomic(&out.join(&markdown), &brief.to_markdown())?;
     write_atomic(&out.join(&json), &format!("{}\n", brief.to_json()))?;
-    Ok(ArticleReport {
+    Ok(brief_report(stem, brief, words, ms))
+}
+
+/// The report of an article whose brief is in the files of `stem`.
+fn brief_report(stem: &str, brief: &Brief, words: usize, ms: u64) -> ArticleReport {
+    let (markdown, json) = brief_files(stem);
+    ArticleReport {
         words,
         ms,
         id: Some(brief.id.clone()),
@@ -212,7 +250,7 @@ fn write_brief(out: &Path, stem: &str, brief: &Brief, words: usize, ms: u64) -> 
         markdown: Some(markdown),
         json: Some(json),
         ..ArticleReport::new(&brief.source.name, Status::Ok)
-    })
+    }
 }
 
 fn one_line(s: &str) -> String {
