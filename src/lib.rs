@@ -1,10 +1,9 @@
 //! `brief`: Indonesian news to English briefs, with MarianMT and T5 models running on candle.
 //!
-//! Layers, each depending only on those below it: [`cli`], [`http`], [`batch`] → [`service`] (with [`cache`]) →
+//! Layers, each depending only on those below it: [`cli`], [`http`], [`batch`] → [`service`] (with [`store`]) →
 //! [`engine`] → [`generate`] → [`models`], with [`tokenize`] beside the models and [`metrics`] at the bottom.
 
 pub mod batch;
-pub mod cache;
 pub mod cli;
 pub mod engine;
 pub mod generate;
@@ -12,4 +11,5 @@ pub mod http;
 pub mod metrics;
 pub mod models;
 pub mod service;
+pub mod store;
 pub mod tokenize;
