@@ -56,7 +56,7 @@ pub enum Command {
     /// Serve the HTTP API (LibreTranslate-compatible /translate, the /v1 API, /metrics, /openapi.json) and the
     /// reader pages (/ and /briefs/{id}).
     Serve(Box<ServeArgs>),
-    /// Inspect or empty the on-disk cache.
+    /// Inspect or empty the store (stats, check and clear need a SQLite store; path also names a Redis one).
     Cache(CacheCommandArgs),
     /// Show the default models (models/manifest.json), whether they are in the local hub cache, and the CPU
     /// kernels that run.
