@@ -10,7 +10,23 @@ use std::time::{Duration, Instant};
 use common::server::{base_args, Server};
 use serde_json::json;
 
-fn redis_server(port: u16, dir: &std::path::Path) -> Option<Child> {
+/// A `redis-server` child, killed when dropped (a failing test leaves none behind).
+struct Redis(Child);
+
+impl Redis {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn redis_server(port: u16, dir: &std::path::Path) -> Option<Redis> {
     if !std::path::Path::new("/usr/bin/redis-server").is_file() {
         assert!(
             std::env::var("BRIEF_SKIP_REDIS").is_ok_and(|v| v == "1"),
@@ -31,7 +47,7 @@ fn redis_server(port: u16, dir: &std::path::Path) -> Option<Child> {
         assert!(Instant::now() < deadline, "redis-server did not listen");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Some(child)
+    Some(Redis(child))
 }
 
 fn post(server: &Server, path: &str, body: &serde_json::Value) -> (u16, Option<String>) {
@@ -65,8 +81,7 @@ fn a_redis_store_that_goes_away_loses_no_request_and_comes_back() {
     let h = health(&server);
     assert_eq!((h["status"].as_str(), h["checks"]["cache"]["backend"].as_str()), (Some("ready"), Some("redis")));
 
-    let _ = redis.kill();
-    let _ = redis.wait();
+    redis.kill();
     let started = Instant::now();
     for _ in 0..3 {
         assert_eq!(post(&server, "/v1/translate", &json!({"texts": ["Harga cabai turun."]})).0, 200);
@@ -82,7 +97,7 @@ fn a_redis_store_that_goes_away_loses_no_request_and_comes_back() {
     assert!(matches!(list, Err(ureq::Error::Status(503, _))), "the list cannot be read: 503, not 500");
     assert!(server.logged("rate limits are kept per replica"));
 
-    let _redis = redis_server(port, tmp.path()).unwrap();
+    let _restarted = redis_server(port, tmp.path()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while health(&server)["status"] != "ready" {
         assert!(Instant::now() < deadline, "health is ready again once Redis answers");
