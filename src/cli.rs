@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cache::{Cache, Verify};
 use crate::engine::worker::{Worker, WorkerConfig};
 use crate::engine::{BatchLimits, Engine, EngineConfig, EngineError};
 use crate::generate::{EarlyStoppingOption, Overrides};
 use crate::metrics::Metrics;
 use crate::models::{self, ModelError, ModelSource};
 use crate::service::files::{FileError, FileStore};
+use crate::service::StoreOpenFailure;
 use crate::service::SummaryOptions;
 use crate::service::{CachedModel, Service};
+use crate::store::{Store, StoreConfig, StoreError, StoreUrl, Verify};
 
 /// The default models, from `models/manifest.json`.
 pub const MANIFEST: &str = include_str!("../models/manifest.json");
@@ -55,7 +56,7 @@ pub enum Command {
     /// Serve the HTTP API (LibreTranslate-compatible /translate, the /v1 API, /metrics, /openapi.json) and the
     /// reader pages (/ and /briefs/{id}).
     Serve(Box<ServeArgs>),
-    /// Inspect or empty the on-disk cache.
+    /// Inspect or empty the store (stats, check and clear need a SQLite store; path also names a Redis one).
     Cache(CacheCommandArgs),
     /// Show the default models (models/manifest.json), whether they are in the local hub cache, and the CPU
     /// kernels that run; with --download, fetch the models into the hub cache (for images and init containers).
@@ -323,10 +324,12 @@ pub enum CacheAction {
     },
 }
 
-/// The on-disk cache of generated texts and the brief store.
+/// The store of generated texts and briefs: a SQLite file under the cache directory (the default), or a
+/// Redis/Valkey server that several replicas share.
 #[derive(Debug, Clone, Args)]
 pub struct CacheArgs {
-    /// Directory of the cache file (default: $XDG_CACHE_HOME/brief, else ~/.cache/brief).
+    /// Directory of the cache file and of translated files (default: $XDG_CACHE_HOME/brief, else
+    /// ~/.cache/brief).
     #[arg(long, env = "BRIEF_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -334,32 +337,91 @@ pub struct CacheArgs {
     #[arg(long, env = "BRIEF_NO_CACHE")]
     pub no_cache: bool,
 
-    /// Size bound of the cached texts, in MiB; the least recently used go first.
+    /// Size bound of the cached texts in a SQLite store, in MiB; the least recently used go first (a Redis
+    /// server bounds itself: set its `maxmemory` and `maxmemory-policy volatile-lru`).
     #[arg(long, env = "BRIEF_CACHE_MAX_MB", default_value_t = 1024)]
     pub cache_max_mb: u64,
+
+    /// Where texts, briefs and (with Redis) rate limits are kept: `sqlite:PATH` (a file; default
+    /// `sqlite:<cache dir>/brief-cache.sqlite3`) or `redis://[user:pass@]host:port/db` (Redis or Valkey, shared
+    /// by every replica; TLS `rediss://` is not built in).
+    #[arg(long, env = "BRIEF_STORE_URL", hide_env_values = true)]
+    pub store: Option<String>,
+
+    /// Put before every Redis key, so that deployments can share a server.
+    #[arg(long, env = "BRIEF_STORE_PREFIX", default_value = "brief:")]
+    pub store_prefix: String,
+
+    /// Seconds a cached text lives in Redis unread (each hit renews it); briefs never expire.
+    #[arg(long, env = "BRIEF_STORE_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub store_ttl_secs: u64,
+}
+
+/// The store as opened at start: the store, or why there is none although one was asked for, and whether
+/// cached texts are used (not with `--no-cache`).
+#[derive(Clone, Default)]
+pub struct OpenedStore {
+    pub store: Option<Arc<Store>>,
+    pub error: Option<StoreOpenFailure>,
+    pub texts: bool,
 }
 
 impl CacheArgs {
     pub fn dir(&self) -> PathBuf {
-        self.cache_dir.clone().unwrap_or_else(crate::cache::default_dir)
+        self.cache_dir.clone().unwrap_or_else(crate::store::default_dir)
+    }
+
+    /// Where the store is (`--store`, else the SQLite file in the cache directory).
+    pub fn url(&self) -> Result<StoreUrl, StoreError> {
+        match &self.store {
+            Some(url) => StoreUrl::parse(url),
+            None => Ok(StoreUrl::Sqlite(self.dir().join(crate::store::FILE_NAME))),
+        }
+    }
+
+    pub fn config(&self, verify: Verify) -> Result<StoreConfig, StoreError> {
+        Ok(StoreConfig {
+            url: self.url()?,
+            max_bytes: self.cache_max_mb.saturating_mul(1024 * 1024),
+            verify,
+            prefix: self.store_prefix.clone(),
+            text_ttl: Duration::from_secs(self.store_ttl_secs.max(1)),
+        })
     }
 
     /// Opens the store, or when it cannot be opened (a full disk, a read-only or missing mount), logs why and
     /// returns the error instead: the caller runs without a store (computing everything, keeping no briefs).
-    pub fn open_or_degrade(&self, verify: Verify) -> (Option<Arc<Cache>>, Option<crate::service::StoreError>) {
-        match self.open(verify) {
-            Ok(store) => (Some(store), None),
+    /// A `--store` that is not a store URL is the caller's error, not a degraded start.
+    pub fn open_or_degrade(&self, verify: Verify) -> Result<OpenedStore, StoreError> {
+        let config = self.config(verify)?;
+        let (backend, location) = match &config.url {
+            StoreUrl::Sqlite(path) => ("sqlite", path.display().to_string()),
+            StoreUrl::Redis(url) => ("redis", crate::store::redact(url)),
+        };
+        let texts = !self.no_cache;
+        Ok(match Store::open(&config) {
+            Ok(store) => OpenedStore { store: Some(Arc::new(store)), error: None, texts },
             Err(e) => {
                 tracing::error!(error = %e, "the cache cannot be opened: running without it (nothing is cached, no briefs are kept)");
-                let path = self.dir().join(crate::cache::FILE_NAME);
-                (None, Some(crate::service::StoreError { path, error: e.to_string() }))
+                OpenedStore {
+                    store: None,
+                    error: Some(StoreOpenFailure { backend, location, error: e.to_string() }),
+                    texts,
+                }
             }
-        }
+        })
     }
 
     /// Opens the store; `verify` runs SQLite's quick check first (see [`Verify`]).
-    pub fn open(&self, verify: Verify) -> Result<Arc<Cache>, crate::cache::CacheError> {
-        Ok(Arc::new(Cache::open(&self.dir(), self.cache_max_mb.saturating_mul(1024 * 1024), verify)?))
+    pub fn open(&self, verify: Verify) -> Result<Arc<Store>, StoreError> {
+        Ok(Arc::new(Store::open(&self.config(verify)?)?))
+    }
+}
+
+impl OpenedStore {
+    /// The store for cached texts: none with `--no-cache`.
+    pub fn texts(&self) -> Option<Arc<Store>> {
+        self.store.clone().filter(|_| self.texts)
     }
 }
 
@@ -437,7 +499,7 @@ pub fn cached_model(
     config: &EngineConfig,
     worker: &WorkerArgs,
     name: &str,
-    cache: Option<Arc<Cache>>,
+    cache: Option<Arc<Store>>,
     metrics: Arc<Metrics>,
 ) -> Result<CachedModel, EngineError> {
     let engine = Engine::load(config)?;
@@ -451,12 +513,11 @@ pub fn build_service(
     summary: Option<&SummaryArgs>,
     runtime: &RuntimeArgs,
     worker: &WorkerArgs,
-    cache: &CacheArgs,
+    store: OpenedStore,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Service> {
     use anyhow::Context;
-    let (store, store_error) = cache.open_or_degrade(Verify::Quick);
-    let texts = if cache.no_cache { None } else { store.clone() };
+    let texts = store.texts();
     let translator =
         cached_model(&translate.engine_config(runtime)?, worker, "translate", texts.clone(), metrics.clone())
             .context("loading the translation model")?;
@@ -467,7 +528,7 @@ pub fn build_service(
         ) as Arc<dyn crate::service::Generator + Send + Sync>),
         None => None,
     };
-    Ok(Service { translator: Arc::new(translator), summarizer, store, store_error })
+    Ok(Service { translator: Arc::new(translator), summarizer, store: store.store, store_error: store.error })
 }
 
 #[derive(Debug, Args)]

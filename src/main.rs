@@ -8,13 +8,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use brief::cache::Verify;
 use brief::cli::{
     build_service, cached_model, ArticleArgs, BatchArgs, CacheAction, CacheCommandArgs, Cli, Command, ServeArgs,
     SummarizeArgs, TranslateArgs, WorkerArgs, MANIFEST,
 };
 use brief::metrics::Metrics;
 use brief::service::{self, Generator};
+use brief::store::Verify;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -78,7 +78,7 @@ fn translate(args: TranslateArgs) -> Result<()> {
     let config = args.model.engine_config(&args.runtime)?;
     let overrides = args.search.overrides();
     let metrics = Arc::new(Metrics::new());
-    let cache = if args.cache.no_cache { None } else { args.cache.open_or_degrade(Verify::None).0 };
+    let cache = if args.cache.no_cache { None } else { args.cache.open_or_degrade(Verify::None)?.texts() };
     let started = std::time::Instant::now();
     let translator = cached_model(&config, &WorkerArgs::default(), "translate", cache, metrics)
         .context("loading the translation model")?;
@@ -113,7 +113,7 @@ fn summarize(args: SummarizeArgs) -> Result<()> {
     brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
     let text = read_input(args.file.as_deref())?;
     let options = args.summary.options()?;
-    let cache = if args.cache.no_cache { None } else { args.cache.open_or_degrade(Verify::None).0 };
+    let cache = if args.cache.no_cache { None } else { args.cache.open_or_degrade(Verify::None)?.texts() };
     let summarizer = cached_model(
         &args.summary.engine_config(&args.runtime)?,
         &WorkerArgs::default(),
@@ -152,7 +152,7 @@ fn article(args: ArticleArgs) -> Result<()> {
         Some(&args.summary),
         &args.runtime,
         &WorkerArgs::default(),
-        &args.cache,
+        args.cache.open_or_degrade(Verify::Quick)?,
         Arc::new(Metrics::new()),
     )?;
     svc.translator.codec().search_options(&options.translate)?;
@@ -194,7 +194,7 @@ fn batch(args: BatchArgs) -> Result<()> {
                 Some(&args.summary),
                 &args.runtime,
                 &args.worker,
-                &args.cache,
+                args.cache.open_or_degrade(Verify::Quick)?,
                 Arc::new(Metrics::new()),
             )?;
             svc.translator.codec().search_options(&options.brief.translate)?;
@@ -280,11 +280,14 @@ fn serve(args: ServeArgs) -> Result<()> {
     brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
     let store = Arc::new(args.files.store(&args.cache)?);
     store.spawn_sweeper(args.files.sweep_interval())?;
+    // Opened before the server starts, so that rate limits can use it; a store that fails leaves the server
+    // running without it (see `/health`).
+    let opened = args.cache.open_or_degrade(Verify::Quick)?;
     let config = brief::http::ServerConfig {
         bind: args.bind,
         max_body_bytes: args.max_body_bytes,
         request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
-        access: Arc::new(access(&args)?),
+        access: Arc::new(access(&args)?.with_store(opened.store.clone())),
         watch_interval: (args.watch_interval_secs > 0)
             .then(|| std::time::Duration::from_secs(args.watch_interval_secs)),
         limits: brief::http::LtLimits {
@@ -305,18 +308,34 @@ fn serve(args: ServeArgs) -> Result<()> {
         metrics,
         move || {
             let summary = (!args.no_summary).then_some(&args.summary);
-            build_service(&args.model, summary, &args.runtime, &args.worker, &args.cache, load_metrics)
+            build_service(&args.model, summary, &args.runtime, &args.worker, opened, load_metrics)
         },
         brief::http::shutdown_signal(),
     ))
 }
 
 fn cache(args: CacheCommandArgs) -> Result<()> {
+    use brief::store::{redact, SqliteStore, StoreUrl};
     let mut out = std::io::stdout().lock();
+    let path = match args.cache.url()? {
+        StoreUrl::Sqlite(path) => path,
+        StoreUrl::Redis(url) => {
+            if matches!(args.action, CacheAction::Path) {
+                writeln!(out, "{}", redact(&url))?;
+                return Ok(());
+            }
+            anyhow::bail!(
+                "`brief cache` stats, check and clear work on a SQLite store; with redis use its own tools \
+                 (redis-cli --scan --pattern '{}*', INFO memory)",
+                args.cache.store_prefix
+            );
+        }
+    };
     match args.action {
-        CacheAction::Path => writeln!(out, "{}", args.cache.dir().join(brief::cache::FILE_NAME).display())?,
+        CacheAction::Path => writeln!(out, "{}", path.display())?,
         CacheAction::Stats => {
-            let stats = args.cache.open(Verify::None)?.stats()?;
+            let stats =
+                SqliteStore::open(&path, args.cache.cache_max_mb.saturating_mul(1024 * 1024), Verify::None)?.stats()?;
             writeln!(out, "path     {}", stats.path.display())?;
             writeln!(out, "entries  {}", stats.entries)?;
             writeln!(
@@ -328,10 +347,9 @@ fn cache(args: CacheCommandArgs) -> Result<()> {
             writeln!(out, "briefs   {}", stats.briefs)?;
         }
         CacheAction::Check { repair } => {
-            let path = args.cache.dir().join(brief::cache::FILE_NAME);
             anyhow::ensure!(path.is_file(), "no cache file at {}", path.display());
             // Opened without the quarantine-on-damage of `open`: this command reports, it does not move files.
-            let cache = brief::cache::Cache::open_existing(&path, u64::MAX)?;
+            let cache = SqliteStore::open_existing(&path, u64::MAX)?;
             let report = cache.check()?;
             writeln!(out, "path            {}", path.display())?;
             writeln!(out, "integrity       {}", report.integrity.join("; "))?;
@@ -357,7 +375,7 @@ fn cache(args: CacheCommandArgs) -> Result<()> {
             }
         }
         CacheAction::Clear { briefs } => {
-            let cache = args.cache.open(Verify::None)?;
+            let cache = SqliteStore::open(&path, args.cache.cache_max_mb.saturating_mul(1024 * 1024), Verify::None)?;
             cache.clear(briefs)?;
             writeln!(out, "cleared {}{}", cache.path().display(), if briefs { " (briefs too)" } else { "" })?;
         }

@@ -17,7 +17,10 @@ use brief::service::{BriefOptions, Service, SummaryOptions};
 use common::server::{base_args, Server};
 
 fn service(cache_dir: &Path) -> Service {
-    let store = Arc::new(brief::cache::Cache::open(cache_dir, 1 << 30, brief::cache::Verify::Quick).unwrap());
+    let store = Arc::new(brief::store::Store::Sqlite(
+        brief::store::SqliteStore::open(&cache_dir.join(brief::store::FILE_NAME), 1 << 30, brief::store::Verify::Quick)
+            .unwrap(),
+    ));
     let metrics = Arc::new(Metrics::new());
     let config = |dir: std::path::PathBuf, task: Option<&str>| EngineConfig {
         source: ModelSource::Local(dir),

@@ -226,7 +226,7 @@ fn cache_check_reports_damage_and_repair_deletes_it() {
         "{stdout}"
     );
 
-    let db = rusqlite::Connection::open(dir.path().join(brief::cache::FILE_NAME)).unwrap();
+    let db = rusqlite::Connection::open(dir.path().join(brief::store::FILE_NAME)).unwrap();
     db.execute("UPDATE entries SET output = output || '!' WHERE input = 'Apa kabar?'", []).unwrap();
     drop(db);
     let (code, stdout, stderr) = check(false);
@@ -244,7 +244,7 @@ fn cache_check_reports_damage_and_repair_deletes_it() {
     assert!(stdout.contains("texts           1 (0 damaged)") && stdout.ends_with("sound\n"), "{stdout}");
 
     // A file that is not a store at all.
-    std::fs::write(dir.path().join(brief::cache::FILE_NAME), b"garbage ".repeat(1000)).unwrap();
+    std::fs::write(dir.path().join(brief::store::FILE_NAME), b"garbage ".repeat(1000)).unwrap();
     let (code, _, stderr) = check(false);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("file is not a database"), "{stderr}");

@@ -220,8 +220,14 @@ fn alternatives_are_cached_with_the_best_translation() {
 
     let tmp = tempfile::tempdir().unwrap();
     let engine = common::marian_engine("tiny", tmp.path());
-    let cache =
-        Arc::new(brief::cache::Cache::open(&tmp.path().join("cache"), 1 << 30, brief::cache::Verify::Quick).unwrap());
+    let cache = Arc::new(brief::store::Store::Sqlite(
+        brief::store::SqliteStore::open(
+            &tmp.path().join("cache").join(brief::store::FILE_NAME),
+            1 << 30,
+            brief::store::Verify::Quick,
+        )
+        .unwrap(),
+    ));
     let metrics = Arc::new(brief::metrics::Metrics::new());
     let worker = Worker::spawn(engine, WorkerConfig::default(), metrics.clone());
     let model = CachedModel::new(worker, Some(cache), metrics, "translate");

@@ -485,9 +485,9 @@ fn sigkill_while_writing_leaves_every_cache_entry_complete_or_absent() {
     server.kill();
     writer.join().unwrap();
 
-    let db = cache.path().join(brief::cache::FILE_NAME);
-    assert_eq!(brief::cache::integrity_check(&db).unwrap(), "ok", "SQLite's integrity check");
-    let store = brief::cache::Cache::open(cache.path(), 1 << 30, brief::cache::Verify::Quick).unwrap();
+    let db = cache.path().join(brief::store::FILE_NAME);
+    assert_eq!(brief::store::sqlite::integrity_check(&db).unwrap(), "ok", "SQLite's integrity check");
+    let store = brief::store::SqliteStore::open(&db, 1 << 30, brief::store::Verify::Quick).unwrap();
     let entries = store.entries().unwrap();
     assert!(!entries.is_empty(), "the server wrote entries before it was killed");
     eprintln!("{} entries survived the SIGKILL", entries.len());
@@ -638,7 +638,7 @@ fn a_cached_text_changed_on_disk_is_recomputed_never_served() {
     assert_eq!(translate(&server, &text), vec![(first.clone(), true)]);
 
     // Another program (or a bad disk) changes the stored text.
-    let db = rusqlite::Connection::open(cache.path().join(brief::cache::FILE_NAME)).unwrap();
+    let db = rusqlite::Connection::open(cache.path().join(brief::store::FILE_NAME)).unwrap();
     assert_eq!(db.execute("UPDATE entries SET output = 'The price of gold fell.'", []).unwrap(), 1);
     drop(db);
 
@@ -698,7 +698,7 @@ fn a_cache_that_cannot_be_written_degrades_health_but_every_request_is_answered(
 fn a_damaged_cache_file_is_moved_aside_at_start() {
     let cache = tempfile::tempdir().unwrap();
     let garbage = b"not a database at all ".repeat(500);
-    std::fs::write(cache.path().join(brief::cache::FILE_NAME), &garbage).unwrap();
+    std::fs::write(cache.path().join(brief::store::FILE_NAME), &garbage).unwrap();
     let server = Server::start(&base_args(cache.path()), cache.path());
     let (status, body) = health(&server);
     assert_eq!((status, body["status"].as_str()), (200, Some("ready")), "{body}");

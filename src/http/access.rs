@@ -7,8 +7,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+#[cfg(test)]
+use std::time::Instant;
+
+use crate::store::{keys::bucket_id, MemoryBuckets, Store, Take};
 
 /// A key's allowance per minute (`None`: unlimited).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,48 +33,33 @@ pub enum Denied {
     TooLarge { chars: u64, limit: u64 },
 }
 
-/// The configured keys and their buckets. With no keys, everything is open.
+/// The configured keys and where their buckets are. With no keys, everything is open.
+///
+/// With a shared store (Redis), the buckets are in the store, so that every replica spends from the same
+/// allowance (one script refills and takes atomically and says how long to wait). When the store does not
+/// answer, each replica falls back to buckets in its own memory (logged once, and once when the store answers
+/// again): during an outage a key may then get its allowance from each replica, which was chosen over refusing
+/// every request (the store would become a single point of failure of the API) and over no limits at all.
 #[derive(Debug, Default)]
 pub struct Access {
-    keys: Vec<(Vec<u8>, Mutex<Buckets>)>,
+    keys: Vec<(Vec<u8>, Key)>,
     protect_metrics: bool,
+    local: MemoryBuckets,
+    shared: Option<Arc<Store>>,
+    /// Whether the shared store failed and the local buckets serve.
+    fallen_back: AtomicBool,
 }
 
 #[derive(Debug)]
-struct Buckets {
+struct Key {
     limits: Limits,
-    requests: Bucket,
-    chars: Bucket,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    level: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn full(capacity: Option<u64>, now: Instant) -> Self {
-        Self { level: capacity.unwrap_or(0) as f64, at: now }
-    }
-
-    /// Refills for the time passed; returns how long until `amount` is available (zero: available now).
-    fn wait_for(&mut self, capacity: u64, amount: f64, now: Instant) -> Duration {
-        let rate = capacity as f64 / 60.0;
-        self.level = (self.level + now.saturating_duration_since(self.at).as_secs_f64() * rate).min(capacity as f64);
-        self.at = now;
-        if self.level >= amount {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((amount - self.level) / rate)
-        }
-    }
+    /// The buckets' name: a hash of the key.
+    bucket: String,
 }
 
 impl Access {
     /// Keys with their limits (a key listed twice keeps its last limits).
     pub fn new(keys: Vec<(String, Limits)>, protect_metrics: bool) -> Self {
-        let now = Instant::now();
         let mut unique: HashMap<String, Limits> = HashMap::new();
         for (key, limits) in keys {
             unique.insert(key, limits);
@@ -77,15 +67,17 @@ impl Access {
         let keys = unique
             .into_iter()
             .map(|(key, limits)| {
-                let buckets = Buckets {
-                    limits,
-                    requests: Bucket::full(limits.requests_per_minute, now),
-                    chars: Bucket::full(limits.chars_per_minute, now),
-                };
-                (key.into_bytes(), Mutex::new(buckets))
+                let bucket = bucket_id(&key);
+                (key.into_bytes(), Key { limits, bucket })
             })
             .collect();
-        Self { keys, protect_metrics }
+        Self { keys, protect_metrics, ..Self::default() }
+    }
+
+    /// Keeps the buckets in `store` when it is shared by replicas (Redis); else they stay in memory.
+    pub fn with_store(mut self, store: Option<Arc<Store>>) -> Self {
+        self.shared = store.filter(|s| s.is_shared());
+        self
     }
 
     /// Whether keys are required at all.
@@ -111,47 +103,79 @@ impl Access {
         format!("key#{:08x}", h.finish() as u32)
     }
 
-    /// Admits a request carrying `given` with `chars` characters of text, spending its allowance; refuses without
-    /// spending anything.
-    pub fn admit(&self, given: Option<&str>, chars: u64) -> Result<(), Denied> {
-        self.admit_at(given, chars, Instant::now())
-    }
-
-    fn admit_at(&self, given: Option<&str>, chars: u64, now: Instant) -> Result<(), Denied> {
-        if !self.enabled() {
-            return Ok(());
-        }
+    /// The key `given` is, and what a request of `chars` characters takes from its buckets.
+    fn plan(&self, given: Option<&str>, chars: u64) -> Result<(&Key, Vec<Take>), Denied> {
         let given = given.ok_or(Denied::Key)?.as_bytes();
         // Every configured key is compared, each in constant time, so timing does not tell which prefix matched.
         let mut found = None;
-        for (key, buckets) in &self.keys {
+        for (key, state) in &self.keys {
             if constant_time_eq(key, given) {
-                found = Some(buckets);
+                found = Some(state);
             }
         }
-        let mut b = found.ok_or(Denied::Key)?.lock().unwrap_or_else(|e| e.into_inner());
-        let limits = b.limits;
+        let key = found.ok_or(Denied::Key)?;
+        let limits = key.limits;
         if let Some(limit) = limits.chars_per_minute {
             if chars > limit {
                 return Err(Denied::TooLarge { chars, limit });
             }
         }
-        let request_wait = limits.requests_per_minute.map_or(Duration::ZERO, |c| b.requests.wait_for(c, 1.0, now));
-        let char_wait = limits.chars_per_minute.map_or(Duration::ZERO, |c| b.chars.wait_for(c, chars as f64, now));
-        if !request_wait.is_zero() {
-            return Err(Denied::Rate { what: "requests", retry_after: request_wait.max(char_wait) });
-        }
-        if !char_wait.is_zero() {
-            return Err(Denied::Rate { what: "characters", retry_after: char_wait });
-        }
-        if limits.requests_per_minute.is_some() {
-            b.requests.level -= 1.0;
-        }
-        if limits.chars_per_minute.is_some() {
-            b.chars.level -= chars as f64;
-        }
-        Ok(())
+        let takes = [("requests", limits.requests_per_minute, 1), ("chars", limits.chars_per_minute, chars)]
+            .into_iter()
+            .filter_map(|(bucket, capacity, amount)| capacity.map(|capacity| Take { bucket, capacity, amount }))
+            .collect();
+        Ok((key, takes))
     }
+
+    /// Admits a request carrying `given` with `chars` characters of text, spending its allowance; refuses without
+    /// spending anything.
+    pub async fn admit(&self, given: Option<&str>, chars: u64) -> Result<(), Denied> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let (key, takes) = self.plan(given, chars)?;
+        let waits = match &self.shared {
+            Some(store) => match store.take_async(&key.bucket, &takes).await {
+                Ok(waits) => {
+                    if self.fallen_back.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(store = %store.location(), "rate limits are kept in the shared store again");
+                    }
+                    waits
+                }
+                Err(e) => {
+                    if !self.fallen_back.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "the shared store does not answer: rate limits are kept per replica until it does");
+                    }
+                    self.local.take(&key.bucket, &takes)
+                }
+            },
+            None => self.local.take(&key.bucket, &takes),
+        };
+        verdict(&takes, &waits)
+    }
+
+    #[cfg(test)]
+    fn admit_at(&self, given: Option<&str>, chars: u64, now: Instant) -> Result<(), Denied> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let (key, takes) = self.plan(given, chars)?;
+        verdict(&takes, &self.local.take_at(&key.bucket, &takes, now))
+    }
+}
+
+/// Admitted when nothing must wait; else the limit that refused, and how long until the whole request fits.
+fn verdict(takes: &[Take], waits: &[Duration]) -> Result<(), Denied> {
+    let wait_of =
+        |bucket: &str| takes.iter().zip(waits).find(|(t, _)| t.bucket == bucket).map_or(Duration::ZERO, |(_, w)| *w);
+    let (request_wait, char_wait) = (wait_of("requests"), wait_of("chars"));
+    if !request_wait.is_zero() {
+        return Err(Denied::Rate { what: "requests", retry_after: request_wait.max(char_wait) });
+    }
+    if !char_wait.is_zero() {
+        return Err(Denied::Rate { what: "characters", retry_after: char_wait });
+    }
+    Ok(())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -222,17 +246,18 @@ mod tests {
     fn no_keys_means_open() {
         let access = Access::new(vec![], true);
         assert!(!access.enabled() && !access.metrics_protected());
-        assert_eq!(access.admit(None, 10_000_000), Ok(()));
+        assert_eq!(access.admit_at(None, 10_000_000, Instant::now()), Ok(()));
     }
 
     #[test]
     fn keys_must_match_exactly() {
         let access = Access::new(vec![("sesame".into(), Limits::default())], false);
-        assert_eq!(access.admit(None, 1), Err(Denied::Key));
-        assert_eq!(access.admit(Some("sesam"), 1), Err(Denied::Key));
-        assert_eq!(access.admit(Some("sesame!"), 1), Err(Denied::Key));
-        assert_eq!(access.admit(Some(""), 1), Err(Denied::Key));
-        assert_eq!(access.admit(Some("sesame"), 1), Ok(()));
+        let now = Instant::now();
+        assert_eq!(access.admit_at(None, 1, now), Err(Denied::Key));
+        assert_eq!(access.admit_at(Some("sesam"), 1, now), Err(Denied::Key));
+        assert_eq!(access.admit_at(Some("sesame!"), 1, now), Err(Denied::Key));
+        assert_eq!(access.admit_at(Some(""), 1, now), Err(Denied::Key));
+        assert_eq!(access.admit_at(Some("sesame"), 1, now), Ok(()));
         assert!(constant_time_eq(b"", b"") && !constant_time_eq(b"a", b"") && !constant_time_eq(b"", b"a"));
     }
 

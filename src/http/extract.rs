@@ -261,7 +261,7 @@ where
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let header_key = bearer(req.headers()).map(str::to_owned);
         let inner = T::from_request(req, state).await?;
-        admit(state, inner.api_key().or(header_key.as_deref()), inner.chars())?;
+        admit(state, inner.api_key().or(header_key.as_deref()), inner.chars()).await?;
         Ok(Admitted(inner))
     }
 }
@@ -273,19 +273,19 @@ impl FromRequestParts<AppState> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        admit(state, bearer(&parts.headers), 0).map(|()| Authorized)
+        admit(state, bearer(&parts.headers), 0).await.map(|()| Authorized)
     }
 }
 
 /// Admits a request with key `given` and `chars` characters of text, or says why not (with LibreTranslate's
 /// texts, which clients match on): 403 without a valid key, 429 with `Retry-After` over a rate limit, 413 for a
 /// request larger than the key's whole per-minute character allowance.
-fn admit(state: &AppState, given: Option<&str>, chars: usize) -> Result<(), ApiError> {
+async fn admit(state: &AppState, given: Option<&str>, chars: usize) -> Result<(), ApiError> {
     let access = &state.config.access;
     if !access.enabled() {
         return Ok(());
     }
-    match access.admit(given, chars as u64) {
+    match access.admit(given, chars as u64).await {
         Ok(()) => Ok(()),
         Err(Denied::Key) if given.is_none() => Err(ApiError::forbidden(ApiError::KEY_REQUIRED)),
         Err(Denied::Key) => Err(ApiError::forbidden(ApiError::INVALID_KEY)),

@@ -18,8 +18,8 @@ pub struct Health {
     pub status: String,
     #[schema(value_type = Object)]
     pub models: serde_json::Value,
-    /// Once loaded: `cache` (`status` `ok`, `degraded`, `unavailable` or `off`, with `path`, `read_error`,
-    /// `write_error`, `corrupt_dropped`, `quarantined`) and `model_files` (`status` `ok` or `changed`, with
+    /// Once loaded: `cache` (the store: `status` `ok`, `degraded`, `unavailable` or `off`, `backend` `sqlite` or
+    /// `redis`, its `path` or `url`, `read_error`, `write_error`, `corrupt_dropped`, `quarantined`) and `model_files` (`status` `ok` or `changed`, with
     /// `changes`).
     #[schema(value_type = Object)]
     pub checks: serde_json::Value,

@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -250,6 +251,15 @@ pub struct BriefListItem {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BriefList {
     pub briefs: Vec<BriefListItem>,
+    /// How many briefs are stored in all (the list is one page of them with `offset`/`limit`).
+    pub total: u64,
+}
+
+/// A page of the list: `limit` briefs (default: all) after skipping `offset` (default 0).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct BriefListQuery {
+    pub offset: Option<u64>,
+    pub limit: Option<u64>,
 }
 
 /// Makes the brief of an article and stores it (schema `brief/1`, docs/brief.schema.json): 201 with its
@@ -280,13 +290,20 @@ pub async fn v1_create_brief(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(brief)).into_response())
 }
 
-/// The stored briefs, newest first.
-#[utoipa::path(get, path = "/v1/briefs", tag = "brief",
+/// The stored briefs, newest first (a page of them with `offset` and `limit`).
+#[utoipa::path(get, path = "/v1/briefs", tag = "brief", params(BriefListQuery),
     responses((status = 200, body = BriefList)))]
-pub async fn v1_list_briefs(State(state): State<AppState>, _: Authorized) -> Result<Json<BriefList>, ApiError> {
+pub async fn v1_list_briefs(
+    State(state): State<AppState>,
+    _: Authorized,
+    query: Result<Query<BriefListQuery>, QueryRejection>,
+) -> Result<Json<BriefList>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::validation(format!("offset and limit: {}", e.body_text())))?;
     let svc = service(&state)?;
-    let briefs = blocking(move || svc.briefs()).await?;
+    let (offset, limit) = (query.offset.unwrap_or(0), query.limit.unwrap_or(u64::MAX));
+    let (briefs, total) = blocking(move || svc.briefs_page(offset, limit)).await?;
     Ok(Json(BriefList {
+        total,
         briefs: briefs
             .into_iter()
             .map(|b| BriefListItem {

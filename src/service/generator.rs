@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::ServiceError;
-use crate::cache::{Cache, Entry, KeyParts, Lookup};
 use crate::engine::worker::Worker;
 use crate::engine::{Codec, Engine};
 use crate::generate::Overrides;
 use crate::metrics::Metrics;
+use crate::store::{Entry, KeyParts, Lookup, Store};
 
 /// One output text, and whether it came entirely from the cache.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,7 +82,7 @@ impl Generator for Engine {
 /// A model on its worker thread, with the cache in front of it.
 pub struct CachedModel {
     worker: Worker,
-    cache: Option<Arc<Cache>>,
+    cache: Option<Arc<Store>>,
     metrics: Arc<Metrics>,
     /// The task name in cache keys (`translate`, `summarize`).
     task: String,
@@ -90,7 +90,7 @@ pub struct CachedModel {
 
 impl CachedModel {
     /// `cache` is `None` to compute everything.
-    pub fn new(worker: Worker, cache: Option<Arc<Cache>>, metrics: Arc<Metrics>, task: &str) -> Self {
+    pub fn new(worker: Worker, cache: Option<Arc<Store>>, metrics: Arc<Metrics>, task: &str) -> Self {
         Self { worker, cache, metrics, task: task.to_string() }
     }
 

@@ -13,9 +13,9 @@ pub mod summary;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cache::{Cache, CacheError, CacheHealth, StoredBrief};
 use crate::engine::{EngineError, ModelInfo};
 use crate::generate::Overrides;
+use crate::store::{Store, StoreError, StoreHealth, StoredBrief};
 use crate::tokenize::segment::Document;
 
 pub use brief::{make_brief, make_briefs, Article, Brief, BriefOptions};
@@ -29,7 +29,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
-    Cache(#[from] CacheError),
+    Store(#[from] StoreError),
     #[error("{0}")]
     Input(String),
     #[error("no brief with id {0}")]
@@ -167,16 +167,19 @@ pub fn translate_lines(
 pub struct Service {
     pub translator: Arc<dyn Generator + Send + Sync>,
     pub summarizer: Option<Arc<dyn Generator + Send + Sync>>,
-    /// Where briefs are kept (the cache file's `briefs` table); `None` keeps nothing.
-    pub store: Option<Arc<Cache>>,
+    /// Where briefs are kept (SQLite's `briefs` table, or Redis); `None` keeps nothing.
+    pub store: Option<Arc<Store>>,
     /// Why there is no store although one was asked for (it could not be opened at start).
-    pub store_error: Option<StoreError>,
+    pub store_error: Option<StoreOpenFailure>,
 }
 
 /// A store that could not be opened.
 #[derive(Debug, Clone)]
-pub struct StoreError {
-    pub path: std::path::PathBuf,
+pub struct StoreOpenFailure {
+    /// `sqlite` or `redis`.
+    pub backend: &'static str,
+    /// The SQLite file, or the server's URL without password.
+    pub location: String,
     pub error: String,
 }
 
@@ -188,7 +191,7 @@ pub struct Health {
     pub status: &'static str,
     /// The store: `status` is `ok`, `degraded` (reads or writes fail: see the errors), `unavailable` (it could
     /// not be opened at start) or `off` (no store).
-    pub cache: CacheHealth,
+    pub cache: StoreHealth,
     pub model_files: ModelFilesHealth,
 }
 
@@ -270,7 +273,7 @@ impl Service {
             .is_ok()
     }
 
-    fn store(&self) -> Result<Option<&Cache>, ServiceError> {
+    fn store(&self) -> Result<Option<&Store>, ServiceError> {
         match (&self.store, &self.store_error) {
             (Some(store), _) => Ok(Some(store)),
             (None, Some(e)) => Err(ServiceError::StoreUnavailable(e.error.clone())),
@@ -280,9 +283,15 @@ impl Service {
 
     /// The stored briefs, newest first.
     pub fn briefs(&self) -> Result<Vec<Brief>, ServiceError> {
-        let Some(store) = self.store()? else { return Ok(Vec::new()) };
-        let stored = store.briefs().map_err(|e| ServiceError::StoreUnavailable(e.to_string()))?;
-        stored.iter().map(|b| parse_stored(&b.id, &b.json)).collect()
+        Ok(self.briefs_page(0, u64::MAX)?.0)
+    }
+
+    /// `limit` stored briefs from `offset`, newest first, and how many are stored in all.
+    pub fn briefs_page(&self, offset: u64, limit: u64) -> Result<(Vec<Brief>, u64), ServiceError> {
+        let Some(store) = self.store()? else { return Ok((Vec::new(), 0)) };
+        let page = store.briefs(offset, limit).map_err(|e| ServiceError::StoreUnavailable(e.to_string()))?;
+        let briefs = page.briefs.iter().map(|b| parse_stored(&b.id, &b.json)).collect::<Result<_, _>>()?;
+        Ok((briefs, page.total))
     }
 
     pub fn get_brief(&self, id: &str) -> Result<Brief, ServiceError> {
@@ -298,9 +307,11 @@ impl Service {
     pub fn health(&self) -> Health {
         let cache = match (&self.store, &self.store_error) {
             (Some(store), _) => store.health(),
-            (None, error) => CacheHealth {
+            (None, error) => StoreHealth {
                 status: if error.is_some() { "unavailable" } else { "off" }.to_string(),
-                path: error.as_ref().map(|e| e.path.clone()).unwrap_or_default(),
+                backend: error.as_ref().map_or("", |e| e.backend),
+                path: error.as_ref().filter(|e| e.backend == "sqlite").map(|e| e.location.clone().into()),
+                url: error.as_ref().filter(|e| e.backend == "redis").map(|e| e.location.clone()),
                 read_error: error.as_ref().map(|e| e.error.clone()),
                 write_error: error.as_ref().map(|e| e.error.clone()),
                 corrupt_dropped: 0,

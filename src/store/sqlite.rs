@@ -1,65 +1,26 @@
-//! The on-disk store (SQLite in WAL mode): generated texts keyed by model, options and input, bounded in size
-//! with least-recently-used eviction, and the briefs, which are never evicted. Every write is one transaction,
-//! so after a crash an entry is either complete or absent.
+//! The SQLite store (WAL mode): generated texts bounded in size with least-recently-used eviction, and the briefs,
+//! which are never evicted; with the migration of older files, the quarantine of damaged ones, and the check
+//! and repair of `brief cache check`. Every write is one `BEGIN IMMEDIATE` transaction (so after a crash an
+//! entry is either complete or absent, and several processes can share the file), reads never write inside
+//! their transaction, and the size bound is kept in the file itself, so it holds across processes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension};
-use sha2::{Digest, Sha256};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::health::{Op, StoreHealth, Tracker};
+use super::keys::{brief_checksum_of, entry_checksum, CacheKey};
+use super::{BriefPage, Entry, Lookup, StoreError, StoredBrief};
 
 /// File name of the store inside the cache directory.
 pub const FILE_NAME: &str = "brief-cache.sqlite3";
 
-#[derive(Debug, thiserror::Error)]
-pub enum CacheError {
-    #[error("cache {}: {source}", path.display())]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
-    #[error("cache {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
-}
-
-/// What makes a generated text reusable: the model (id, revision, weights), the task, the search options and
-/// the normalised input.
-#[derive(Debug, Clone)]
-pub struct KeyParts<'a> {
-    pub model_id: &'a str,
-    pub revision: &'a str,
-    pub weights: &'a str,
-    pub task: &'a str,
-    /// Canonical JSON of the resolved search options.
-    pub options: &'a str,
-    /// The input as the model sees it (prefix and whitespace-normalised text).
-    pub input: &'a str,
-}
-
-/// A SHA-256 over the key parts, each length-prefixed so that no two different keys collide by concatenation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CacheKey(pub [u8; 32]);
-
-impl KeyParts<'_> {
-    pub fn key(&self) -> CacheKey {
-        let mut h = Sha256::new();
-        for part in [self.model_id, self.revision, self.weights, self.task, self.options, self.input] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-        CacheKey(h.finalize().into())
-    }
-}
-
-/// A generated text to store, with what it was made from (kept for inspection and verification).
-#[derive(Debug, Clone)]
-pub struct Entry<'a> {
-    pub key: CacheKey,
-    pub task: &'a str,
-    pub model: &'a str,
-    pub params: &'a str,
-    pub input: &'a str,
-    pub output: &'a str,
-}
+/// How long a write waits for another process's write to finish before it fails (SQLite's busy timeout). Writes
+/// are short (one batch of texts, one brief), so 5 s is many of them queued, not one slow one.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A stored entry as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,44 +42,13 @@ pub struct CacheStats {
     pub briefs: u64,
 }
 
-/// A brief in the store: the JSON and the fields lists show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredBrief {
-    pub id: String,
-    pub name: String,
-    pub headline: String,
-    pub summary: String,
-    pub created_at: String,
-    pub json: String,
-}
+/// Version of the store's tables (`PRAGMA user_version`). 1 added the checksums, 2 the `totals` table that
+/// triggers keep equal to the texts' size.
+const SCHEMA_VERSION: i64 = 2;
 
-/// Version of the store's tables (`PRAGMA user_version`). 1 added the checksums.
-const SCHEMA_VERSION: i64 = 1;
-
-/// The checksum stored with a cached text: SHA-256 over its key and the text, so that a text changed on disk,
-/// or a row that is not the one asked for, is never served.
-fn entry_checksum(key: &[u8], output: impl AsRef<[u8]>) -> [u8; 32] {
-    let output = output.as_ref();
-    let mut h = Sha256::new();
-    h.update((key.len() as u64).to_le_bytes());
-    h.update(key);
-    h.update((output.len() as u64).to_le_bytes());
-    h.update(output);
-    h.finalize().into()
-}
-
-/// The checksum stored with a brief: SHA-256 over every field, each length-prefixed.
+/// The checksum stored with a brief.
 fn brief_checksum(b: &StoredBrief) -> [u8; 32] {
     brief_checksum_of([&b.id, &b.name, &b.headline, &b.summary, &b.created_at, &b.json].map(|f| f.as_bytes()))
-}
-
-fn brief_checksum_of(fields: [&[u8]; 6]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for part in fields {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part);
-    }
-    h.finalize().into()
 }
 
 /// A column's bytes, whatever SQLite holds there (text that is not valid UTF-8 included), so that damage is
@@ -155,60 +85,15 @@ fn checked_brief(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredBrief, 
     }))
 }
 
-/// What a lookup found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Lookup {
-    /// For each key, in order, the stored text if there is a sound one.
-    pub outputs: Vec<Option<String>>,
-    /// Entries found whose checksum did not match: dropped, and counted as misses.
-    pub corrupt: usize,
-}
-
-impl Lookup {
-    /// `n` misses: what a lookup without a (readable) cache finds.
-    pub fn misses(n: usize) -> Self {
-        Self { outputs: vec![None; n], corrupt: 0 }
-    }
-}
-
-/// How the store is doing, for `/health` and logs.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CacheHealth {
-    /// `ok`, or `degraded` while reads or writes fail (the service then computes what it cannot read and keeps
-    /// what it cannot store only in its answers).
-    pub status: String,
-    pub path: PathBuf,
-    /// The error of the last read, while reads fail.
-    pub read_error: Option<String>,
-    /// The error of the last write, while writes fail (a full disk, say).
-    pub write_error: Option<String>,
-    /// Stored texts and briefs dropped since start because their checksum did not match.
-    pub corrupt_dropped: u64,
-    /// Where an unreadable store found at start was moved (a fresh one took its place).
-    pub quarantined: Option<PathBuf>,
-}
-
-#[derive(Debug, Default)]
-struct Faults {
-    read_error: Option<String>,
-    write_error: Option<String>,
-    corrupt_dropped: u64,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Read,
-    Write,
-}
-
 struct Inner {
     conn: Connection,
-    bytes: u64,
 }
 
-pub struct Cache {
+pub struct SqliteStore {
     inner: Mutex<Inner>,
-    faults: Mutex<Faults>,
+    /// Rate limits: one machine, so the buckets live in this process.
+    buckets: super::buckets::MemoryBuckets,
+    tracker: Tracker,
     path: PathBuf,
     max_bytes: u64,
     quarantined: Option<PathBuf>,
@@ -221,35 +106,33 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-impl CacheError {
-    /// Whether SQLite found the file damaged or not a database at all.
-    pub fn is_corruption(&self) -> bool {
-        matches!(
-            self,
-            CacheError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. }
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-        )
-    }
-}
-
-/// Whether `Cache::open` also runs SQLite's quick check of every page (about 0.3 s per 230 MB here), so that a
-/// damaged store is found and replaced at start rather than failing reads later.
+/// Whether `SqliteStore::open` also runs SQLite's quick check of every page (about 0.3 s per 230 MB here), so
+/// that a damaged store is found and replaced at start rather than failing reads later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verify {
     None,
     Quick,
 }
 
-impl Cache {
-    /// Opens (creating if needed) the store in `dir`, bounded to `max_bytes` of cached texts. A file SQLite
+/// The texts' size as the file keeps it (`totals`, maintained by triggers in every transaction that changes
+/// `entries`, whichever process runs it).
+fn total_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT bytes FROM totals WHERE id = 0", [], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|b| b.unwrap_or(0).max(0) as u64)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file `path`, bounded to `max_bytes` of cached texts. A file SQLite
     /// cannot read as a database (or that fails the quick check with [`Verify::Quick`]) is moved aside to
-    /// `brief-cache.sqlite3.corrupt-<unix time>` and a fresh store is made in its place; the log says so.
-    pub fn open(dir: &Path, max_bytes: u64, verify: Verify) -> Result<Self, CacheError> {
-        std::fs::create_dir_all(dir).map_err(|source| CacheError::Io { path: dir.to_path_buf(), source })?;
-        let path = dir.join(FILE_NAME);
-        match Self::open_file(&path, max_bytes, verify) {
+    /// `<file>.corrupt-<unix time>` and a fresh store is made in its place; the log says so.
+    pub fn open(path: &Path, max_bytes: u64, verify: Verify) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+        }
+        match Self::open_file(path, max_bytes, verify) {
             Err(e) if e.is_corruption() => {
-                let aside = quarantine(&path)?;
+                let aside = quarantine(path)?;
                 tracing::error!(
                     path = %path.display(),
                     moved_to = %aside.display(),
@@ -257,7 +140,7 @@ impl Cache {
                     "the cache file is damaged: moved it aside and started an empty cache (stored briefs are in the \
                      moved file; the batch output folders still have them as files)"
                 );
-                let mut cache = Self::open_file(&path, max_bytes, Verify::None)?;
+                let mut cache = Self::open_file(path, max_bytes, Verify::None)?;
                 cache.quarantined = Some(aside);
                 Ok(cache)
             }
@@ -266,14 +149,14 @@ impl Cache {
     }
 
     /// Opens the store file at `path` as it is: no quick check, nothing moved aside (for `brief cache check`).
-    pub fn open_existing(path: &Path, max_bytes: u64) -> Result<Self, CacheError> {
+    pub fn open_existing(path: &Path, max_bytes: u64) -> Result<Self, StoreError> {
         Self::open_file(path, max_bytes, Verify::None)
     }
 
-    fn open_file(path: &Path, max_bytes: u64, verify: Verify) -> Result<Self, CacheError> {
-        let err = |source| CacheError::Sqlite { path: path.to_path_buf(), source };
+    fn open_file(path: &Path, max_bytes: u64, verify: Verify) -> Result<Self, StoreError> {
+        let err = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").map_err(err)?;
         if verify == Verify::Quick {
             // The first few problems are enough to say what is wrong (the first line may be a header).
@@ -288,11 +171,12 @@ impl Cache {
             }
         }
         migrate(&conn).map_err(err)?;
-        let bytes: i64 =
-            conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM entries", [], |r| r.get(0)).map_err(err)?;
+        // Reading the size proves the texts' table is readable at start (as summing it did before).
+        total_bytes(&conn).map_err(err)?;
         Ok(Self {
-            inner: Mutex::new(Inner { conn, bytes: bytes as u64 }),
-            faults: Mutex::new(Faults::default()),
+            inner: Mutex::new(Inner { conn }),
+            buckets: Default::default(),
+            tracker: Tracker::new(path.display().to_string()),
             path: path.to_path_buf(),
             max_bytes,
             quarantined: None,
@@ -309,99 +193,46 @@ impl Cache {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
-        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite { path: self.path.clone(), source }
     }
 
-    fn err(&self) -> impl Fn(rusqlite::Error) -> CacheError + '_ {
-        move |source| CacheError::Sqlite { path: self.path.clone(), source }
-    }
-
-    /// Notes how an operation went: the first failure after success (and the first success after failure) of
-    /// reads or of writes is logged once, and `/health` shows the failure while it lasts.
-    fn track<T>(&self, op: Op, result: Result<T, CacheError>) -> Result<T, CacheError> {
-        let mut faults = self.faults();
-        let slot = match op {
-            Op::Read => &mut faults.read_error,
-            Op::Write => &mut faults.write_error,
-        };
-        let what = if op == Op::Read { "reads" } else { "writes" };
-        match &result {
-            Ok(_) if slot.is_some() => {
-                *slot = None;
-                tracing::warn!(path = %self.path.display(), "cache {what} work again");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                if slot.is_none() {
-                    let consequence = if op == Op::Read {
-                        "computing what cannot be read"
-                    } else {
-                        "answering without storing results"
-                    };
-                    let advice = if e.is_corruption() {
-                        "; the file is damaged: `brief cache check` reports, a restart moves it aside"
-                    } else {
-                        ""
-                    };
-                    tracing::error!(error = %e, "cache {what} fail: {consequence} until they work again{advice}");
-                }
-                *slot = Some(e.to_string());
-            }
-        }
-        result
-    }
-
-    fn dropped_corrupt(&self, what: &str, n: usize) {
-        if n > 0 {
-            self.faults().corrupt_dropped += n as u64;
-            tracing::warn!(path = %self.path.display(), count = n, "{what} failed their checksum: dropped (never served)");
-        }
+    /// The rate-limit buckets (in memory).
+    pub fn buckets(&self) -> &super::buckets::MemoryBuckets {
+        &self.buckets
     }
 
     /// How the store is doing.
-    pub fn health(&self) -> CacheHealth {
-        let faults = self.faults();
-        let degraded = faults.read_error.is_some() || faults.write_error.is_some();
-        CacheHealth {
-            status: if degraded { "degraded" } else { "ok" }.to_string(),
-            path: self.path.clone(),
-            read_error: faults.read_error.clone(),
-            write_error: faults.write_error.clone(),
-            corrupt_dropped: faults.corrupt_dropped,
+    pub fn health(&self) -> StoreHealth {
+        StoreHealth {
             quarantined: self.quarantined.clone(),
+            ..self.tracker.health("sqlite", Some(self.path.clone()), None)
         }
     }
 
     /// The outputs stored for `keys` (in order), marking the hits as just used. A stored text whose checksum
     /// does not match is deleted and reported as a miss.
-    pub fn get_many(&self, keys: &[CacheKey]) -> Result<Lookup, CacheError> {
-        let (result, bookkeeping) = self.get_many_inner(keys);
-        // Marking hits as used (or deleting damaged entries) is a write: when it fails, the hits still count;
-        // when it works, writes work again.
-        if let Some(written) = bookkeeping {
-            let _ = self.track(Op::Write, written);
+    pub fn get_many(&self, keys: &[CacheKey]) -> Result<Lookup, StoreError> {
+        let result = self.read_entries(keys);
+        if let Ok((lookup, hits, damaged)) = &result {
+            self.tracker.dropped_corrupt("cached texts", lookup.corrupt);
+            // Marking hits as used (or deleting damaged entries) is a write of its own: when it fails, the hits
+            // still count; when it works, writes work again.
+            if !hits.is_empty() || !damaged.is_empty() {
+                let _ = self.tracker.track(Op::Write, self.touch(hits, damaged));
+            }
         }
-        if let Ok(lookup) = &result {
-            self.dropped_corrupt("cached texts", lookup.corrupt);
-        }
-        self.track(Op::Read, result)
+        self.tracker.track(Op::Read, result.map(|(lookup, _, _)| lookup))
     }
 
-    /// The lookup, and the outcome of its bookkeeping writes (`None` when there were none).
-    fn get_many_inner(&self, keys: &[CacheKey]) -> (Result<Lookup, CacheError>, Option<Result<(), CacheError>>) {
-        const TOUCH: &str = "UPDATE entries SET last_used = ?2 WHERE key = ?1";
-        const DROP: &str = "DELETE FROM entries WHERE key = ?1";
+    /// The lookup in one read transaction (never upgraded to a write, which in WAL mode fails at once when
+    /// another process wrote meanwhile), with the keys of the hits and of the damaged entries.
+    fn read_entries(&self, keys: &[CacheKey]) -> Result<(Lookup, Vec<CacheKey>, Vec<CacheKey>), StoreError> {
         let mut inner = self.lock();
-        let tx = match inner.conn.transaction() {
-            Ok(tx) => tx,
-            Err(e) => return (Err(self.err()(e)), None),
-        };
-        let now = now_ms();
+        let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(self.err())?;
         let mut lookup = Lookup { outputs: Vec::with_capacity(keys.len()), corrupt: 0 };
-        let mut wrote = false;
-        let mut failed = None;
-        let read = (|| {
+        let (mut hits, mut damaged) = (Vec::new(), Vec::new());
+        {
             let mut select =
                 tx.prepare_cached("SELECT output, checksum FROM entries WHERE key = ?1").map_err(self.err())?;
             for key in keys {
@@ -409,88 +240,97 @@ impl Cache {
                     .query_row([&key.0[..]], |r| Ok([raw_bytes(r, 0)?, raw_bytes(r, 1)?]))
                     .optional()
                     .map_err(self.err())?;
-                let (written, output) = match row {
-                    None => (Ok(0), None),
+                let output = match row {
+                    None => None,
                     Some([Some(output), Some(sum)]) if sum[..] == entry_checksum(&key.0, &output) => {
-                        let touched = tx.prepare_cached(TOUCH).and_then(|mut s| s.execute(params![&key.0[..], now]));
+                        hits.push(*key);
                         // Checksummed as the string that was stored, so valid UTF-8.
-                        (touched, String::from_utf8(output).ok())
+                        String::from_utf8(output).ok()
                     }
                     Some(_) => {
                         lookup.corrupt += 1;
-                        (tx.prepare_cached(DROP).and_then(|mut s| s.execute([&key.0[..]])), None)
+                        damaged.push(*key);
+                        None
                     }
                 };
-                match written {
-                    Ok(n) => wrote |= n > 0,
-                    Err(e) => {
-                        failed.get_or_insert(self.err()(e));
-                    }
-                }
                 lookup.outputs.push(output);
             }
-            Ok::<_, CacheError>(())
-        })();
-        if let Err(e) = read {
-            return (Err(e), None);
         }
-        let committed = tx.commit().map_err(self.err());
-        let bookkeeping = match (failed, committed) {
-            (Some(e), _) | (None, Err(e)) => Some(Err(e)),
-            (None, Ok(())) => wrote.then_some(Ok(())),
-        };
-        (Ok(lookup), bookkeeping)
+        tx.commit().map_err(self.err())?;
+        Ok((lookup, hits, damaged))
+    }
+
+    /// Marks `hits` as just used and deletes `damaged`, in one write transaction.
+    fn touch(&self, hits: &[CacheKey], damaged: &[CacheKey]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let now = now_ms();
+        let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
+        {
+            let mut touch =
+                tx.prepare_cached("UPDATE entries SET last_used = ?2 WHERE key = ?1").map_err(self.err())?;
+            for key in hits {
+                touch.execute(params![&key.0[..], now]).map_err(self.err())?;
+            }
+            let mut drop = tx.prepare_cached("DELETE FROM entries WHERE key = ?1").map_err(self.err())?;
+            for key in damaged {
+                drop.execute([&key.0[..]]).map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())
     }
 
     /// Stores `entries` in one transaction, then evicts the least recently used entries beyond the size bound.
-    pub fn put_many(&self, entries: &[Entry<'_>]) -> Result<(), CacheError> {
+    pub fn put_many(&self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
         let result = self.put_many_inner(entries);
-        self.track(Op::Write, result)
+        self.tracker.track(Op::Write, result)
     }
 
-    fn put_many_inner(&self, entries: &[Entry<'_>]) -> Result<(), CacheError> {
+    fn put_many_inner(&self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let now = now_ms();
-        let mut added: i64 = 0;
-        let tx = inner.conn.transaction().map_err(self.err())?;
+        let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
         {
-            let mut old = tx.prepare_cached("SELECT bytes FROM entries WHERE key = ?1").map_err(self.err())?;
+            // An upsert, not INSERT OR REPLACE: a replace deletes without firing the triggers that keep `totals`.
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO entries
-                         (key, task, model, params, input, output, bytes, created, last_used, checksum)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                    "INSERT INTO entries (key, task, model, params, input, output, bytes, created, last_used, checksum)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)
+                     ON CONFLICT(key) DO UPDATE SET task = excluded.task, model = excluded.model,
+                         params = excluded.params, input = excluded.input, output = excluded.output,
+                         bytes = excluded.bytes, last_used = excluded.last_used, checksum = excluded.checksum",
                 )
                 .map_err(self.err())?;
             for e in entries {
                 let bytes = (e.task.len() + e.model.len() + e.params.len() + e.input.len() + e.output.len()) as i64
                     + ROW_OVERHEAD as i64;
-                let previous: Option<i64> =
-                    old.query_row([&e.key.0[..]], |r| r.get(0)).optional().map_err(self.err())?;
                 let sum = entry_checksum(&e.key.0, e.output);
                 insert
                     .execute(params![&e.key.0[..], e.task, e.model, e.params, e.input, e.output, bytes, now, &sum[..]])
                     .map_err(self.err())?;
-                added += bytes - previous.unwrap_or(0);
             }
         }
+        let over = total_bytes(&tx).map_err(self.err())? > self.max_bytes;
         tx.commit().map_err(self.err())?;
-        inner.bytes = (inner.bytes as i64 + added).max(0) as u64;
-        if inner.bytes > self.max_bytes {
+        if over {
             self.evict(&mut inner)?;
         }
         Ok(())
     }
 
-    /// Deletes least recently used entries until the store is back under 90% of its bound.
-    fn evict(&self, inner: &mut Inner) -> Result<(), CacheError> {
+    /// Deletes least recently used entries until the store is back under 90% of its bound. Each round reads
+    /// the size inside its own write transaction, so processes evicting together do not evict twice.
+    fn evict(&self, inner: &mut Inner) -> Result<(), StoreError> {
         let target = self.max_bytes / 10 * 9;
-        while inner.bytes > target {
-            let tx = inner.conn.transaction().map_err(self.err())?;
-            let freed: i64 = {
+        loop {
+            let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
+            let mut bytes = total_bytes(&tx).map_err(self.err())?;
+            if bytes <= target {
+                return tx.commit().map_err(self.err());
+            }
+            let freed = {
                 let mut oldest = tx
                     .prepare_cached("SELECT key, bytes FROM entries ORDER BY last_used, key LIMIT 256")
                     .map_err(self.err())?;
@@ -499,33 +339,27 @@ impl Cache {
                     .map_err(self.err())?
                     .collect::<Result<_, _>>()
                     .map_err(self.err())?;
-                if victims.is_empty() {
-                    0
-                } else {
-                    let mut delete = tx.prepare_cached("DELETE FROM entries WHERE key = ?1").map_err(self.err())?;
-                    let mut freed = 0;
-                    for (key, bytes) in victims {
-                        if inner.bytes.saturating_sub(freed as u64) <= target {
-                            break;
-                        }
-                        delete.execute([&key]).map_err(self.err())?;
-                        freed += bytes;
+                let mut delete = tx.prepare_cached("DELETE FROM entries WHERE key = ?1").map_err(self.err())?;
+                let mut freed = 0;
+                for (key, size) in victims {
+                    if bytes <= target {
+                        break;
                     }
-                    freed
+                    delete.execute([&key]).map_err(self.err())?;
+                    bytes = bytes.saturating_sub(size.max(0) as u64);
+                    freed += 1;
                 }
+                freed
             };
             tx.commit().map_err(self.err())?;
             if freed == 0 {
-                inner.bytes = 0;
-                break;
+                return Ok(());
             }
-            inner.bytes = inner.bytes.saturating_sub(freed as u64);
         }
-        Ok(())
     }
 
     /// Every stored entry (for inspection and the crash-safety check).
-    pub fn entries(&self) -> Result<Vec<StoredEntry>, CacheError> {
+    pub fn entries(&self) -> Result<Vec<StoredEntry>, StoreError> {
         let inner = self.lock();
         let mut stmt =
             inner.conn.prepare("SELECT task, model, params, input, output FROM entries").map_err(self.err())?;
@@ -545,7 +379,7 @@ impl Cache {
         rows
     }
 
-    pub fn stats(&self) -> Result<CacheStats, CacheError> {
+    pub fn stats(&self) -> Result<CacheStats, StoreError> {
         let inner = self.lock();
         let entries: i64 =
             inner.conn.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0)).map_err(self.err())?;
@@ -553,7 +387,7 @@ impl Cache {
         Ok(CacheStats {
             path: self.path.clone(),
             entries: entries as u64,
-            bytes: inner.bytes,
+            bytes: total_bytes(&inner.conn).map_err(self.err())?,
             max_bytes: self.max_bytes,
             briefs: briefs as u64,
         })
@@ -561,8 +395,8 @@ impl Cache {
 
     /// Checks the whole store: SQLite's integrity check, then (when the pages are sound) every stored text and
     /// brief against its checksum.
-    /// Reads only; [`Cache::drop_damaged`] deletes what fails.
-    pub fn check(&self) -> Result<CheckReport, CacheError> {
+    /// Reads only; [`SqliteStore::drop_damaged`] deletes what fails.
+    pub fn check(&self) -> Result<CheckReport, StoreError> {
         let inner = self.lock();
         let integrity = (|| {
             let mut stmt = inner.conn.prepare("PRAGMA integrity_check")?;
@@ -605,43 +439,37 @@ impl Cache {
         Ok(report)
     }
 
-    /// Deletes the entries and briefs that [`Cache::check`] found damaged.
-    pub fn drop_damaged(&self, report: &CheckReport) -> Result<(), CacheError> {
+    /// Deletes the entries and briefs that [`SqliteStore::check`] found damaged.
+    pub fn drop_damaged(&self, report: &CheckReport) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        let tx = inner.conn.transaction().map_err(self.err())?;
+        let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
         for key in &report.damaged_entries {
             tx.execute("DELETE FROM entries WHERE key = ?1", [key]).map_err(self.err())?;
         }
         for id in &report.damaged_briefs {
             tx.execute("DELETE FROM briefs WHERE id = ?1", [id]).map_err(self.err())?;
         }
-        tx.commit().map_err(self.err())?;
-        let bytes: i64 = inner
-            .conn
-            .query_row("SELECT COALESCE(SUM(bytes), 0) FROM entries", [], |r| r.get(0))
-            .map_err(self.err())?;
-        inner.bytes = bytes as u64;
-        Ok(())
+        tx.commit().map_err(self.err())
     }
 
     /// Deletes every cached text (briefs too when `briefs`), and returns the space to the file system.
-    pub fn clear(&self, briefs: bool) -> Result<(), CacheError> {
+    pub fn clear(&self, briefs: bool) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        inner.conn.execute("DELETE FROM entries", []).map_err(self.err())?;
+        let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
+        tx.execute("DELETE FROM entries", []).map_err(self.err())?;
         if briefs {
-            inner.conn.execute("DELETE FROM briefs", []).map_err(self.err())?;
+            tx.execute("DELETE FROM briefs", []).map_err(self.err())?;
         }
-        inner.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;").map_err(self.err())?;
-        inner.bytes = 0;
-        Ok(())
+        tx.commit().map_err(self.err())?;
+        inner.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;").map_err(self.err())
     }
 
     /// Stores (or replaces) a brief.
-    pub fn put_brief(&self, brief: &StoredBrief) -> Result<(), CacheError> {
-        let result = self
-            .lock()
-            .conn
-            .execute(
+    pub fn put_brief(&self, brief: &StoredBrief) -> Result<(), StoreError> {
+        let result = (|| {
+            let mut inner = self.lock();
+            let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
+            tx.execute(
                 "INSERT OR REPLACE INTO briefs (id, name, headline, summary, created_at, json, checksum)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -654,24 +482,32 @@ impl Cache {
                     &brief_checksum(brief)[..]
                 ],
             )
-            .map(drop)
-            .map_err(self.err());
-        self.track(Op::Write, result)
+            .map_err(self.err())?;
+            tx.commit().map_err(self.err())
+        })();
+        self.tracker.track(Op::Write, result)
     }
 
     /// The brief `id`; a brief whose checksum does not match is deleted and reported as absent.
-    pub fn brief(&self, id: &str) -> Result<Option<StoredBrief>, CacheError> {
+    pub fn brief(&self, id: &str) -> Result<Option<StoredBrief>, StoreError> {
         let result = self.read_briefs("WHERE id = ?1", &[id]).map(|mut v| v.pop());
-        self.track(Op::Read, result)
+        self.tracker.track(Op::Read, result)
     }
 
-    /// All sound briefs, newest first (damaged ones are deleted and left out).
-    pub fn briefs(&self) -> Result<Vec<StoredBrief>, CacheError> {
-        let result = self.read_briefs("ORDER BY created_at DESC, id", &[]);
-        self.track(Op::Read, result)
+    /// Sound briefs, newest first, `limit` of them from `offset` (damaged ones are deleted and left out), and
+    /// how many there are in all.
+    pub fn briefs(&self, offset: u64, limit: u64) -> Result<BriefPage, StoreError> {
+        let result = (|| {
+            let total: i64 =
+                self.lock().conn.query_row("SELECT COUNT(*) FROM briefs", [], |r| r.get(0)).map_err(self.err())?;
+            let clause = format!("ORDER BY created_at DESC, id LIMIT {} OFFSET {offset}", limit.min(i64::MAX as u64));
+            let briefs = self.read_briefs(&clause, &[])?;
+            Ok(BriefPage { briefs, total: total.max(0) as u64 })
+        })();
+        self.tracker.track(Op::Read, result)
     }
 
-    fn read_briefs(&self, clause: &str, args: &[&str]) -> Result<Vec<StoredBrief>, CacheError> {
+    fn read_briefs(&self, clause: &str, args: &[&str]) -> Result<Vec<StoredBrief>, StoreError> {
         let inner = self.lock();
         let sql = format!("SELECT id, name, headline, summary, created_at, json, checksum FROM briefs {clause}");
         let mut stmt = inner.conn.prepare_cached(&sql).map_err(self.err())?;
@@ -683,18 +519,19 @@ impl Cache {
         let (sound, damaged): (Vec<_>, Vec<_>) = rows.into_iter().partition(Result::is_ok);
         if !damaged.is_empty() {
             for id in damaged.iter().filter_map(|r| r.as_ref().err()) {
-                // Best effort: a damaged brief that cannot be deleted now is left out again next time.
+                // Best effort, in its own (autocommit) write: a damaged brief that cannot be deleted now is left
+                // out again next time.
                 let _ = inner.conn.execute("DELETE FROM briefs WHERE id = ?1", [id]);
             }
             drop(stmt);
             drop(inner);
-            self.dropped_corrupt("stored briefs", damaged.len());
+            self.tracker.dropped_corrupt("stored briefs", damaged.len());
         }
         Ok(sound.into_iter().flatten().collect())
     }
 }
 
-/// What [`Cache::check`] found.
+/// What [`SqliteStore::check`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
     /// SQLite's integrity check: `["ok"]` when every page is sound.
@@ -753,7 +590,14 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              json TEXT NOT NULL,
              checksum BLOB
          );
-         CREATE INDEX IF NOT EXISTS briefs_created ON briefs(created_at);",
+         CREATE INDEX IF NOT EXISTS briefs_created ON briefs(created_at);
+         CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
+         CREATE TRIGGER IF NOT EXISTS entries_added AFTER INSERT ON entries
+             BEGIN UPDATE totals SET bytes = bytes + NEW.bytes WHERE id = 0; END;
+         CREATE TRIGGER IF NOT EXISTS entries_removed AFTER DELETE ON entries
+             BEGIN UPDATE totals SET bytes = bytes - OLD.bytes WHERE id = 0; END;
+         CREATE TRIGGER IF NOT EXISTS entries_resized AFTER UPDATE OF bytes ON entries
+             BEGIN UPDATE totals SET bytes = bytes - OLD.bytes + NEW.bytes WHERE id = 0; END;",
     )?;
     let done = (|| {
         // Another process may have migrated between our version read and the lock.
@@ -788,6 +632,11 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         for b in briefs {
             conn.execute("UPDATE briefs SET checksum = ?2 WHERE id = ?1", params![b.id, &brief_checksum(&b)[..]])?;
         }
+        // Version 2: the size of what is there now (the triggers keep it from here on).
+        conn.execute(
+            "INSERT OR REPLACE INTO totals (id, bytes) VALUES (0, (SELECT COALESCE(SUM(bytes), 0) FROM entries))",
+            [],
+        )?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
     })();
     match done {
@@ -800,16 +649,17 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Moves a damaged store (and its `-wal` and `-shm` files) aside; returns the new path of the store.
-fn quarantine(path: &Path) -> Result<PathBuf, CacheError> {
+fn quarantine(path: &Path) -> Result<PathBuf, StoreError> {
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let aside = path.with_file_name(format!("{FILE_NAME}.corrupt-{stamp}"));
+    let name = path.file_name().map_or_else(|| FILE_NAME.into(), |n| n.to_string_lossy());
+    let aside = path.with_file_name(format!("{name}.corrupt-{stamp}"));
     for suffix in ["", "-wal", "-shm"] {
         let from = PathBuf::from(format!("{}{suffix}", path.display()));
         let to = PathBuf::from(format!("{}{suffix}", aside.display()));
         match std::fs::rename(&from, &to) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(CacheError::Io { path: from, source }),
+            Err(source) => return Err(StoreError::Io { path: from, source }),
         }
     }
     Ok(aside)
@@ -827,8 +677,8 @@ fn row_to_brief(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredBrief> {
 }
 
 /// SQLite's integrity check of a store file: `ok` when it is sound.
-pub fn integrity_check(path: &Path) -> Result<String, CacheError> {
-    let err = |source| CacheError::Sqlite { path: path.to_path_buf(), source };
+pub fn integrity_check(path: &Path) -> Result<String, StoreError> {
+    let err = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
     let conn = Connection::open(path).map_err(err)?;
     conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(err)
 }
@@ -848,6 +698,16 @@ pub fn default_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::keys::KeyParts;
+
+    /// The store file in `dir`.
+    fn open(dir: &Path, max_bytes: u64, verify: Verify) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open(&dir.join(FILE_NAME), max_bytes, verify)
+    }
+
+    fn all_briefs(cache: &SqliteStore) -> Result<Vec<StoredBrief>, StoreError> {
+        cache.briefs(0, u64::MAX).map(|page| page.briefs)
+    }
 
     fn entry<'a>(key: CacheKey, input: &'a str, output: &'a str) -> Entry<'a> {
         Entry { key, task: "translate", model: "m", params: "{}", input, output }
@@ -860,39 +720,22 @@ mod tests {
     #[test]
     fn stores_reads_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path(), 1 << 20, Verify::None).unwrap();
+        let cache = open(dir.path(), 1 << 20, Verify::None).unwrap();
         cache.put_many(&[entry(key("a"), "a", "A"), entry(key("b"), "b", "B")]).unwrap();
         assert_eq!(
             cache.get_many(&[key("a"), key("c"), key("b")]).unwrap().outputs,
             vec![Some("A".into()), None, Some("B".into())]
         );
         drop(cache);
-        let cache = Cache::open(dir.path(), 1 << 20, Verify::None).unwrap();
+        let cache = open(dir.path(), 1 << 20, Verify::None).unwrap();
         assert_eq!(cache.get_many(&[key("b")]).unwrap().outputs, vec![Some("B".into())]);
         assert_eq!(cache.stats().unwrap().entries, 2);
     }
 
     #[test]
-    fn keys_differ_in_every_part() {
-        let base = KeyParts { model_id: "m", revision: "r", weights: "w", task: "t", options: "o", input: "i" };
-        let variants = [
-            KeyParts { model_id: "m2", ..base.clone() },
-            KeyParts { revision: "r2", ..base.clone() },
-            KeyParts { weights: "w2", ..base.clone() },
-            KeyParts { task: "t2", ..base.clone() },
-            KeyParts { options: "o2", ..base.clone() },
-            KeyParts { input: "i2", ..base.clone() },
-            KeyParts { model_id: "mr", revision: "", ..base.clone() },
-        ];
-        for v in variants {
-            assert_ne!(v.key(), base.key(), "{v:?}");
-        }
-    }
-
-    #[test]
     fn evicts_least_recently_used_beyond_the_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path(), 2000, Verify::None).unwrap();
+        let cache = open(dir.path(), 2000, Verify::None).unwrap();
         let big = "x".repeat(300);
         for i in 0..4 {
             cache.put_many(&[entry(key(&i.to_string()), &i.to_string(), &big)]).unwrap();
@@ -916,9 +759,52 @@ mod tests {
     }
 
     #[test]
+    fn the_size_bound_holds_across_handles_as_across_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (open(dir.path(), 2000, Verify::None).unwrap(), open(dir.path(), 2000, Verify::None).unwrap());
+        let big = "x".repeat(300);
+        for i in 0..10 {
+            let store = if i % 2 == 0 { &a } else { &b };
+            store.put_many(&[entry(key(&i.to_string()), &i.to_string(), &big)]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        // Replacing an entry counts its size once.
+        a.put_many(&[entry(key("9"), "9", &big)]).unwrap();
+        let summed: i64 =
+            raw(dir.path()).query_row("SELECT COALESCE(SUM(bytes), 0) FROM entries", [], |r| r.get(0)).unwrap();
+        let (sa, sb) = (a.stats().unwrap(), b.stats().unwrap());
+        assert_eq!((sa.bytes, sb.bytes), (summed as u64, summed as u64), "both see the file's size");
+        assert!(sa.bytes <= 2000 && sa.entries >= 3, "{sa:?}");
+        assert_eq!(b.get_many(&[key("9")]).unwrap().outputs, vec![Some(big.clone())]);
+        a.clear(false).unwrap();
+        assert_eq!(b.stats().unwrap().bytes, 0);
+    }
+
+    #[test]
+    fn briefs_are_listed_a_page_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 1 << 20, Verify::None).unwrap();
+        for i in 0..5 {
+            let brief = StoredBrief {
+                id: format!("b{i}"),
+                name: "n".into(),
+                headline: "H".into(),
+                summary: "S".into(),
+                created_at: format!("2026-01-0{}T00:00:00Z", i + 1),
+                json: "{}".into(),
+            };
+            cache.put_brief(&brief).unwrap();
+        }
+        let page = cache.briefs(1, 2).unwrap();
+        assert_eq!(page.total, 5);
+        assert_eq!(page.briefs.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["b3", "b2"]);
+        assert_eq!(cache.briefs(5, 2).unwrap(), BriefPage { briefs: vec![], total: 5 });
+    }
+
+    #[test]
     fn briefs_are_stored_listed_and_not_evicted() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path(), 10, Verify::None).unwrap();
+        let cache = open(dir.path(), 10, Verify::None).unwrap();
         let brief = |id: &str, at: &str| StoredBrief {
             id: id.into(),
             name: format!("{id}.txt"),
@@ -930,14 +816,14 @@ mod tests {
         cache.put_brief(&brief("a", "2026-01-01T00:00:00Z")).unwrap();
         cache.put_brief(&brief("b", "2026-02-01T00:00:00Z")).unwrap();
         cache.put_many(&[entry(key("x"), "x", &"y".repeat(100))]).unwrap();
-        assert_eq!(cache.briefs().unwrap().iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(all_briefs(&cache).unwrap().iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
         assert_eq!(cache.brief("a").unwrap().unwrap().name, "a.txt");
         assert!(cache.brief("zz").unwrap().is_none());
         cache.clear(false).unwrap();
-        assert_eq!(cache.briefs().unwrap().len(), 2);
+        assert_eq!(all_briefs(&cache).unwrap().len(), 2);
     }
 
-    impl Cache {
+    impl SqliteStore {
         /// Makes the file unable to grow beyond `pages` pages: SQLite then answers SQLITE_FULL, as it does on a
         /// full disk.
         fn limit_pages(&self, pages: u64) {
@@ -953,7 +839,7 @@ mod tests {
     #[test]
     fn a_text_changed_on_disk_is_never_served() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path(), 1 << 20, Verify::None).unwrap();
+        let cache = open(dir.path(), 1 << 20, Verify::None).unwrap();
         cache.put_many(&[entry(key("a"), "a", "Rice prices rose."), entry(key("b"), "b", "B")]).unwrap();
         // One byte of the stored text changes (a bit flip on disk, or a hand edit).
         raw(dir.path()).execute("UPDATE entries SET output = 'Rice prices fell.' WHERE input = 'a'", []).unwrap();
@@ -970,7 +856,7 @@ mod tests {
     #[test]
     fn a_flipped_byte_that_breaks_utf8_is_a_checksum_miss_not_a_failed_read() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path(), 1 << 20, Verify::None).unwrap();
+        let cache = open(dir.path(), 1 << 20, Verify::None).unwrap();
         cache.put_many(&[entry(key("a"), "a", "é"), entry(key("b"), "b", "B")]).unwrap();
         let brief = StoredBrief {
             id: "x".into(),
@@ -990,7 +876,7 @@ mod tests {
             cache.get_many(&[key("a"), key("b")]).unwrap(),
             Lookup { outputs: vec![None, Some("B".into())], corrupt: 1 }
         );
-        assert_eq!(cache.briefs().unwrap(), vec![]);
+        assert_eq!(all_briefs(&cache).unwrap(), vec![]);
         let health = cache.health();
         assert_eq!((health.status.as_str(), health.corrupt_dropped), ("ok", 2));
     }
@@ -998,7 +884,7 @@ mod tests {
     #[test]
     fn a_text_stored_under_another_key_is_not_served() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path(), 1 << 20, Verify::None).unwrap();
+        let cache = open(dir.path(), 1 << 20, Verify::None).unwrap();
         cache.put_many(&[entry(key("a"), "a", "A")]).unwrap();
         raw(dir.path()).execute("UPDATE entries SET key = ?1", [&key("b").0[..]]).unwrap();
         assert_eq!(cache.get_many(&[key("b")]).unwrap(), Lookup { outputs: vec![None], corrupt: 1 });
@@ -1009,7 +895,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let garbage = b"these bytes are not a SQLite database ".repeat(200);
         std::fs::write(dir.path().join(FILE_NAME), &garbage).unwrap();
-        let cache = Cache::open(dir.path(), 1 << 20, Verify::None).unwrap();
+        let cache = open(dir.path(), 1 << 20, Verify::None).unwrap();
         let aside = cache.health().quarantined.expect("moved aside");
         assert!(aside.file_name().unwrap().to_str().unwrap().starts_with("brief-cache.sqlite3.corrupt-"), "{aside:?}");
         assert_eq!(std::fs::read(&aside).unwrap(), garbage, "kept as it was");
@@ -1021,7 +907,7 @@ mod tests {
     /// A store of 300 briefs (and no texts), closed, with the bytes of pages 10 to 19 overwritten: pages of
     /// the briefs, so that opening (which sums the texts' sizes) still works.
     fn store_with_damaged_pages(dir: &Path) {
-        let cache = Cache::open(dir, 1 << 30, Verify::None).unwrap();
+        let cache = open(dir, 1 << 30, Verify::None).unwrap();
         for i in 0..300 {
             cache
                 .put_brief(&StoredBrief {
@@ -1049,7 +935,7 @@ mod tests {
     fn damaged_pages_are_found_at_open_by_the_quick_check() {
         let dir = tempfile::tempdir().unwrap();
         store_with_damaged_pages(dir.path());
-        let cache = Cache::open(dir.path(), 1 << 30, Verify::Quick).unwrap();
+        let cache = open(dir.path(), 1 << 30, Verify::Quick).unwrap();
         assert!(cache.health().quarantined.is_some());
         assert_eq!(cache.stats().unwrap().briefs, 0, "a fresh store");
     }
@@ -1058,9 +944,9 @@ mod tests {
     fn damaged_pages_found_later_fail_reads_which_health_shows() {
         let dir = tempfile::tempdir().unwrap();
         store_with_damaged_pages(dir.path());
-        let cache = Cache::open(dir.path(), 1 << 30, Verify::None).unwrap();
+        let cache = open(dir.path(), 1 << 30, Verify::None).unwrap();
         assert_eq!(cache.health().status, "ok");
-        let error = cache.briefs().unwrap_err();
+        let error = all_briefs(&cache).unwrap_err();
         assert!(error.is_corruption(), "{error}");
         let health = cache.health();
         assert_eq!(health.status, "degraded");
@@ -1072,7 +958,7 @@ mod tests {
     #[test]
     fn a_full_disk_fails_writes_but_not_reads_until_there_is_room_again() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path(), 1 << 30, Verify::None).unwrap();
+        let cache = open(dir.path(), 1 << 30, Verify::None).unwrap();
         cache.put_many(&[entry(key("a"), "a", "A")]).unwrap();
         let pages: i64 = cache.lock().conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
         cache.limit_pages(pages as u64);
@@ -1103,7 +989,7 @@ mod tests {
     #[test]
     fn a_damaged_brief_is_left_out_and_reported_by_the_check() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path(), 1 << 20, Verify::None).unwrap();
+        let cache = open(dir.path(), 1 << 20, Verify::None).unwrap();
         let brief = |id: &str| StoredBrief {
             id: id.into(),
             name: format!("{id}.txt"),
@@ -1122,7 +1008,7 @@ mod tests {
         assert_eq!(report.integrity, ["ok"]);
         assert_eq!((report.entries, report.briefs), (1, 2));
         assert_eq!((report.damaged_entries.len(), report.damaged_briefs.clone()), (1, vec!["a".to_string()]));
-        assert_eq!(cache.briefs().unwrap().iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(all_briefs(&cache).unwrap().iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["b"]);
         assert_eq!(cache.brief("a").unwrap(), None);
         cache.drop_damaged(&report).unwrap();
         assert!(cache.check().unwrap().is_sound());
@@ -1145,7 +1031,7 @@ mod tests {
             .unwrap();
         db.execute("INSERT INTO briefs VALUES ('b', 'b.txt', 'H', 'S', '2026-01-01T00:00:00Z', '{}')", []).unwrap();
         drop(db);
-        let cache = Cache::open(dir.path(), 1 << 20, Verify::Quick).unwrap();
+        let cache = open(dir.path(), 1 << 20, Verify::Quick).unwrap();
         assert_eq!(cache.get_many(&[key("a")]).unwrap(), Lookup { outputs: vec![Some("A".into())], corrupt: 0 });
         assert_eq!(cache.brief("b").unwrap().unwrap().name, "b.txt");
         let version: i64 = raw(dir.path()).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
@@ -1153,7 +1039,7 @@ mod tests {
         // A store from a newer brief is refused, not rewritten.
         raw(dir.path()).execute_batch("PRAGMA user_version = 99").unwrap();
         drop(cache);
-        let error = Cache::open(dir.path(), 1 << 20, Verify::None).err().unwrap();
+        let error = open(dir.path(), 1 << 20, Verify::None).err().unwrap();
         assert!(error.to_string().contains("newer brief"), "{error}");
     }
 }
