@@ -2,6 +2,7 @@
 //! summarize English text of any length, make and store the brief of an article. Shared by the CLI, the batch
 //! job and the HTTP API; every model call goes cache → model → cache.
 
+pub mod align;
 pub mod brief;
 pub mod files;
 pub mod formats;
