@@ -4,51 +4,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::redis::RedisServer;
 use common::server::{base_args, Server};
 use serde_json::json;
-
-/// A `redis-server` child, killed when dropped (a failing test leaves none behind).
-struct Redis(Child);
-
-impl Redis {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn redis_server(port: u16, dir: &std::path::Path) -> Option<Redis> {
-    if !std::path::Path::new("/usr/bin/redis-server").is_file() {
-        assert!(
-            std::env::var("BRIEF_SKIP_REDIS").is_ok_and(|v| v == "1"),
-            "/usr/bin/redis-server not found (apt-get install redis-server); BRIEF_SKIP_REDIS=1 skips this test"
-        );
-        return None;
-    }
-    let child = Command::new("/usr/bin/redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(Redis(child))
-}
 
 fn post(server: &Server, path: &str, body: &serde_json::Value) -> (u16, Option<String>) {
     let response = ureq::post(&server.url(path)).set("Authorization", "Bearer sesame").send_json(body.clone());
@@ -66,8 +26,8 @@ fn health(server: &Server) -> serde_json::Value {
 #[test]
 fn a_redis_store_that_goes_away_loses_no_request_and_comes_back() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let Some(mut redis) = redis_server(port, tmp.path()) else { return };
+    let Some(mut redis) = RedisServer::start() else { return };
+    let port = redis.port;
     let cache = tmp.path().join("cache");
     let mut args = base_args(&cache);
     args.extend(["--store".into(), format!("redis://127.0.0.1:{port}/0"), "--api-key".into(), "sesame".into()]);
@@ -97,7 +57,7 @@ fn a_redis_store_that_goes_away_loses_no_request_and_comes_back() {
     assert!(matches!(list, Err(ureq::Error::Status(503, _))), "the list cannot be read: 503, not 500");
     assert!(server.logged("rate limits are kept per replica"));
 
-    let _restarted = redis_server(port, tmp.path()).unwrap();
+    redis.restart();
     let deadline = Instant::now() + Duration::from_secs(15);
     while health(&server)["status"] != "ready" {
         assert!(Instant::now() < deadline, "health is ready again once Redis answers");

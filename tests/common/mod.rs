@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: fixture paths and model directories assembled from fixtures.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod server;
 
 use std::path::{Path, PathBuf};
