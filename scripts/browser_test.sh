@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Browser test of the reader pages: installs Debian's chromium when missing, makes briefs of the seed articles
 # with `brief batch` and tiny fixture models, serves them with `brief serve` on loopback, and checks the pages in
-# headless Chromium (scripts/browser/check.mjs): DOM, layout on desktop and phone, escaping, console errors, no
-# outside requests. Screenshots go to target/browser-test/ (or $1).
+# headless Chromium (scripts/browser/check.mjs): the reader and the translate page (/translate): DOM, layout on
+# desktop and phone, escaping, errors shown, console errors, no outside requests. Screenshots go to
+# target/browser-test/ (or $1).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shots=${1:-$root/target/browser-test}

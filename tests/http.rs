@@ -251,6 +251,49 @@ fn an_api_key_is_required_when_configured() {
 }
 
 #[test]
+fn the_translate_page_is_a_self_contained_form_linked_from_the_reader() {
+    let (server, _cache) = start(&["--api-key", "sesame"]);
+    let page = ureq::get(&server.url("/translate")).call().expect("GET /translate is public");
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = page.into_string().unwrap();
+    for part in [
+        "<textarea id=\"text\"",
+        "type=\"file\"",
+        "accept=\".txt,.md,.html",
+        "id=\"format-html\"",
+        "<button type=\"submit\" id=\"translate\">Translate</button>",
+        "id=\"make-brief\"",
+        "role=\"alert\"",
+        "<meta name=\"viewport\"",
+        "/frontend/settings",
+        "/v1/translate",
+        "/v1/briefs",
+    ] {
+        assert!(html.contains(part), "the page lacks {part}");
+    }
+    // Nothing is loaded from elsewhere: no src or href to another host, no protocol-relative URL.
+    let lower = html.to_lowercase();
+    for attr in ["src=", "href="] {
+        for (at, _) in lower.match_indices(attr) {
+            let value = lower[at + attr.len()..].trim_start_matches(['"', '\'']);
+            assert!(
+                !value.starts_with("http:") && !value.starts_with("https:") && !value.starts_with("//"),
+                "an outside resource: {}",
+                &html[at..(at + 80).min(html.len())]
+            );
+        }
+    }
+    assert!(!lower.contains("@import") && !lower.contains("url("), "CSS loads nothing");
+    // The LibreTranslate API on the same path still wants its key.
+    assert_eq!(server.post_json("/translate", &json!({"q": "Halo", "source": "id", "target": "en"})).0, 403);
+    // The reader's header links to the page.
+    let (status, index) = server.get("/");
+    assert_eq!(status, 200);
+    assert!(index.contains("<a href=\"/translate\">Translate</a>"), "{index}");
+}
+
+#[test]
 fn keys_from_a_file_with_per_key_rate_limits_and_public_pages() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.txt");
@@ -273,7 +316,7 @@ fn keys_from_a_file_with_per_key_rate_limits_and_public_pages() {
     let lt = |q: &str| json!({"q": q, "source": "id", "target": "en"});
 
     // Public without a key: the reader, health, languages, the API description.
-    for path in ["/", "/health", "/languages", "/openapi.json"] {
+    for path in ["/", "/translate", "/health", "/languages", "/openapi.json", "/frontend/settings"] {
         assert_eq!(server.get(path).0, 200, "{path}");
     }
     // Everything else needs a configured key, in the body or as a bearer token.

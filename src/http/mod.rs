@@ -126,7 +126,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(reader::index))
         .route("/briefs/{id}", get(reader::brief))
-        .route("/translate", post(lt::translate))
+        .route("/translate", get(reader::translate_page).post(lt::translate))
         .route("/detect", post(lt::detect))
         .route("/languages", get(lt::languages_list).post(lt::languages_list))
         .route("/frontend/settings", get(lt::frontend_settings))

@@ -1,4 +1,5 @@
-//! The reader pages: `/` lists the briefs, `/briefs/{id}` shows one with the English beside the Indonesian.
+//! The reader pages: `/` lists the briefs, `/briefs/{id}` shows one with the English beside the Indonesian, and
+//! `/translate` translates pasted text or a file in the browser (through the public API, a few paragraphs a call).
 //! Rendered on the server from templates (minijinja, HTML-escaped), styled inline, no external resources.
 
 use std::sync::OnceLock;
@@ -22,6 +23,7 @@ fn templates() -> &'static Environment<'static> {
             ("index.html", include_str!("templates/index.html")),
             ("brief.html", include_str!("templates/brief.html")),
             ("message.html", include_str!("templates/message.html")),
+            ("translate.html", include_str!("templates/translate.html")),
         ] {
             env.add_template(name, source).expect("the built-in templates parse");
         }
@@ -110,6 +112,12 @@ pub async fn brief(State(state): State<AppState>, Path(id): Path<String>) -> Res
         Ok(Err(ServiceError::StoreUnavailable(_))) => store_unavailable(),
         _ => message(StatusCode::INTERNAL_SERVER_ERROR, "Error", "The brief could not be read."),
     }
+}
+
+/// The translate page: its script reads `/frontend/settings` and calls `/detect`, `/translate`, `/v1/translate`
+/// and `/v1/briefs` with the reader's key, so the page itself needs none.
+pub async fn translate_page() -> Response {
+    page(StatusCode::OK, "translate.html", context! {})
 }
 
 /// The page for a brief store that cannot be read (the log and `/health` say why).
