@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use candle_core::Device;
 
+use crate::generate::attention::{cross_attention, AttentionRows};
 use crate::generate::{generate, Overrides, SearchOptions};
 use crate::models::snapshot::FileSnapshot;
 use crate::models::{self, hub, GenerationConfig, LoadedModel, ModelError, ModelSource, Seq2Seq, Seq2SeqSpec};
-use crate::tokenize::{Tokenizer, TokenizerError};
+use crate::tokenize::{Tokenizer, TokenizerError, Tokens};
 
 /// What can go wrong in the engine; `Input` errors are the caller's to fix.
 #[derive(Debug, thiserror::Error)]
@@ -252,6 +253,12 @@ impl Codec {
         }
     }
 
+    /// A sentence (prefix added) and its translation as the model's two sides tokenize them, with their spm
+    /// pieces (for word alignment); `None` when the tokenizer has no separate target side.
+    pub fn pair_tokens(&self, source: &str, target: &str) -> Result<Option<(Tokens, Tokens)>, EngineError> {
+        Ok(self.tokenizer.pair_tokens(&format!("{}{source}", self.prefix), target)?)
+    }
+
     /// Text of generated ids.
     pub fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
         Ok(self.tokenizer.decode(ids)?)
@@ -426,6 +433,22 @@ impl Engine {
             }
         }
         Ok(outputs)
+    }
+
+    /// The teacher-forced cross-attention of each `(source, target)` pair (see [`cross_attention`]) at the
+    /// model's default alignment layer, batched by length, in input order; `None` when the model does not align.
+    pub fn cross_attention(&self, pairs: &[(Vec<u32>, Vec<u32>)]) -> Result<Option<Vec<AttentionRows>>, EngineError> {
+        let sources: Vec<Vec<u32>> =
+            pairs.iter().map(|(s, t)| if s.len() >= t.len() { s.clone() } else { t.clone() }).collect();
+        let mut outputs = vec![Vec::new(); pairs.len()];
+        for batch in length_sorted_batches(&sources, self.batch) {
+            let inputs: Vec<(Vec<u32>, Vec<u32>)> = batch.iter().map(|&i| pairs[i].clone()).collect();
+            let Some(results) = cross_attention(self.model(), &inputs, None)? else { return Ok(None) };
+            for (&i, rows) in batch.iter().zip(results) {
+                outputs[i] = rows;
+            }
+        }
+        Ok(Some(outputs))
     }
 
     /// One batch through the model, as given.

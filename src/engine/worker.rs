@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{length_sorted_batches, BatchLimits, Codec, Engine, EngineError, Hypotheses};
+use crate::generate::attention::AttentionRows;
 use crate::generate::SearchOptions;
 use crate::metrics::Metrics;
 
@@ -40,8 +41,19 @@ struct Job {
     cancelled: Arc<AtomicBool>,
 }
 
+type AlignReply = Result<Option<Vec<AttentionRows>>, EngineError>;
+
+/// Teacher-forced cross-attention for (source, target) pairs: run as a batch of its own, ahead of generation.
+struct AlignJob {
+    pairs: Vec<(Vec<u32>, Vec<u32>)>,
+    reply: mpsc::SyncSender<AlignReply>,
+    deadline: Option<Instant>,
+    cancelled: Arc<AtomicBool>,
+}
+
 enum Message {
     Job(Job),
+    Align(AlignJob),
     Stop,
 }
 
@@ -75,6 +87,7 @@ impl Worker {
             queue: VecDeque::new(),
             jobs: HashMap::new(),
             next_job: 0,
+            aligns: VecDeque::new(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("brief-{}", config.name))
@@ -101,7 +114,30 @@ impl Worker {
         if sources.is_empty() {
             return Ok(Vec::new());
         }
-        let n = sources.len();
+        let options = Arc::new(options);
+        self.submit(sources.len(), deadline, |reply, cancelled| {
+            Message::Job(Job { sources, options, reply, deadline, cancelled })
+        })
+    }
+
+    /// The teacher-forced cross-attention of each `(source, target)` pair (see [`Engine::cross_attention`]),
+    /// computed on the model's thread; `None` when the model does not align.
+    pub fn cross_attention(&self, pairs: Vec<(Vec<u32>, Vec<u32>)>, deadline: Option<Instant>) -> AlignReply {
+        if pairs.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        self.submit(pairs.len(), deadline, |reply, cancelled| {
+            Message::Align(AlignJob { pairs, reply, deadline, cancelled })
+        })
+    }
+
+    /// Admits `n` sequences, sends the message `make` builds around the reply channel, and waits for the answer.
+    fn submit<T>(
+        &self,
+        n: usize,
+        deadline: Option<Instant>,
+        make: impl FnOnce(mpsc::SyncSender<Result<T, EngineError>>, Arc<AtomicBool>) -> Message,
+    ) -> Result<T, EngineError> {
         let before = self.queued.fetch_add(n, Ordering::SeqCst);
         if before + n > self.config.max_queue && before > 0 {
             self.queued.fetch_sub(n, Ordering::SeqCst);
@@ -109,8 +145,7 @@ impl Worker {
         }
         let (reply, answer) = mpsc::sync_channel(1);
         let cancelled = Arc::new(AtomicBool::new(false));
-        let job = Job { sources, options: Arc::new(options), reply, deadline, cancelled: cancelled.clone() };
-        let sent = self.sender.lock().unwrap_or_else(|p| p.into_inner()).send(Message::Job(job));
+        let sent = self.sender.lock().unwrap_or_else(|p| p.into_inner()).send(make(reply, cancelled.clone()));
         if sent.is_err() {
             self.queued.fetch_sub(n, Ordering::SeqCst);
             return Err(EngineError::Stopped(self.config.name.clone()));
@@ -179,6 +214,7 @@ struct Loop {
     queue: VecDeque<Item>,
     jobs: HashMap<u64, JobState>,
     next_job: u64,
+    aligns: VecDeque<AlignJob>,
 }
 
 impl Loop {
@@ -186,15 +222,15 @@ impl Loop {
         self.limits = self.engine.batch_limits();
         let mut stopping = false;
         loop {
-            if self.queue.is_empty() {
+            if self.queue.is_empty() && self.aligns.is_empty() {
                 if stopping {
                     break;
                 }
                 match self.receiver.recv() {
-                    Ok(Message::Job(job)) => self.add(job),
-                    Ok(Message::Stop) | Err(_) => stopping = true,
+                    Ok(message) => self.take(message, &mut stopping),
+                    Err(_) => stopping = true,
                 }
-                if self.queue.is_empty() {
+                if self.queue.is_empty() && self.aligns.is_empty() {
                     continue;
                 }
             }
@@ -202,25 +238,46 @@ impl Loop {
             let until = Instant::now() + self.config.batch_wait;
             while !stopping && self.queue.len() < self.limits.max_sequences {
                 match self.receiver.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                    Ok(Message::Job(job)) => self.add(job),
-                    Ok(Message::Stop) => stopping = true,
+                    Ok(message) => self.take(message, &mut stopping),
                     Err(mpsc::RecvTimeoutError::Timeout) => break,
                     Err(mpsc::RecvTimeoutError::Disconnected) => stopping = true,
                 }
             }
             while let Ok(message) = self.receiver.try_recv() {
-                match message {
-                    Message::Job(job) => self.add(job),
-                    Message::Stop => stopping = true,
-                }
+                self.take(message, &mut stopping);
             }
             self.drop_abandoned();
+            self.run_alignments();
             self.run_one_batch();
             self.metrics.set(
                 "brief_queue_depth",
                 &[("model", &self.config.name)],
                 self.queued.load(Ordering::Relaxed) as f64,
             );
+        }
+    }
+
+    fn take(&mut self, message: Message, stopping: &mut bool) {
+        match message {
+            Message::Job(job) => self.add(job),
+            Message::Align(job) => self.aligns.push_back(job),
+            Message::Stop => *stopping = true,
+        }
+    }
+
+    /// Answers the waiting alignment jobs, each as its own batches (see [`Engine::cross_attention`]).
+    fn run_alignments(&mut self) {
+        while let Some(job) = self.aligns.pop_front() {
+            self.queued.fetch_sub(job.pairs.len(), Ordering::SeqCst);
+            if job.cancelled.load(Ordering::SeqCst) || job.deadline.is_some_and(|d| d <= Instant::now()) {
+                let _ = job.reply.try_send(Err(EngineError::Timeout));
+                continue;
+            }
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.engine.cross_attention(&job.pairs)))
+                .unwrap_or_else(|_| {
+                    Err(EngineError::Failed(format!("the {} model panicked on an alignment", self.config.name)))
+                });
+            let _ = job.reply.try_send(result);
         }
     }
 

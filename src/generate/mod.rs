@@ -1,6 +1,7 @@
 //! Decoding for any [`Seq2Seq`] model: the search options, their resolution against a model's generation config,
 //! and the entry point that runs greedy or beam search over a batch of source sequences.
 
+pub mod attention;
 mod processors;
 mod search;
 

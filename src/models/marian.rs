@@ -273,6 +273,43 @@ impl Seq2Seq for Marian {
 
     fn decode(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor, ModelError> {
         let (rows, steps) = tokens.dims2()?;
+        let (x, _) = self.run_decoder(state, tokens, None)?;
+        let logits = self.lm_head.forward(&x.reshape((rows * steps, self.d_model))?)?;
+        Ok(logits.reshape((rows, steps, self.spec.vocab_size))?.to_dtype(DType::F32)?)
+    }
+
+    fn cross_attention(
+        &self,
+        batch: &SourceBatch,
+        targets: &Tensor,
+        layer: Option<usize>,
+    ) -> Result<Option<Tensor>, ModelError> {
+        let layers = self.decoder.len();
+        // Garg et al. (2019), "Jointly Learning to Align and Translate with Transformer Models": the penultimate
+        // layer's cross-attention aligns best in a model trained without alignment supervision (opus-mt).
+        let layer = layer.unwrap_or(layers.saturating_sub(2));
+        if layer >= layers {
+            return Err(ModelError::Input(format!("decoder layer {layer} of a model with {layers}")));
+        }
+        let steps = targets.dim(1)?;
+        let encoded = self.encode(batch)?;
+        let mut state = self.start_decoding(&encoded, batch, 1, steps)?;
+        let (_, weights) = self.run_decoder(&mut state, targets, Some(layer))?;
+        Ok(weights)
+    }
+}
+
+impl Marian {
+    /// The decoder stack over `tokens`, appending to `state`: the last layer's hidden states `[rows, steps,
+    /// d_model]`; with `probe`, only up to that layer, and its cross-attention weights averaged over heads
+    /// `[rows, steps, source_len]` (f32, computed apart from the fused attention, which returns no weights).
+    fn run_decoder(
+        &self,
+        state: &mut DecoderState,
+        tokens: &Tensor,
+        probe: Option<usize>,
+    ) -> Result<(Tensor, Option<Tensor>), ModelError> {
+        let (rows, steps) = tokens.dims2()?;
         let past = state.len;
         let max = self.decoder_positions.dim(0)?;
         if past + steps > max {
@@ -302,6 +339,11 @@ impl Seq2Seq for Marian {
             let q = layer.cross_q.forward(&x)?.reshape((items, group * steps, d))?;
             let q = split_heads(&q, heads)?;
             let cache = &state.layers[i];
+            if probe == Some(i) {
+                let weights = cross_weights(&q, &cache.cross_k, scale, &state.cross_mask)?;
+                state.len += steps;
+                return Ok((x, Some(weights.reshape((rows, steps, weights.dim(2)?))?)));
+            }
             let c = attend(&q, &cache.cross_k, &cache.cross_v, scale, Some(&state.cross_mask))?;
             let c = c.reshape((rows, steps, d))?;
             x = layer.cross_norm.forward(&(x + layer.cross_out.forward(&c)?)?)?;
@@ -310,9 +352,18 @@ impl Seq2Seq for Marian {
             x = layer.ffn_norm.forward(&(x + h)?)?;
         }
         state.len += steps;
-        let logits = self.lm_head.forward(&x.reshape((rows * steps, d))?)?;
-        Ok(logits.reshape((rows, steps, self.spec.vocab_size))?.to_dtype(DType::F32)?)
+        Ok((x, None))
     }
+}
+
+/// `softmax(q kᵀ · scale + mask)` averaged over heads, in f32: `q` `[items, heads, m, hd]`, `k` `[items, heads,
+/// n, hd]`, `mask` `[items, 1, 1, n]` → `[items, m, n]`.
+fn cross_weights(q: &Tensor, k: &Tensor, scale: f64, mask: &Tensor) -> Result<Tensor, ModelError> {
+    let q = q.to_dtype(DType::F32)?.contiguous()?;
+    let k = k.to_dtype(DType::F32)?.t()?.contiguous()?;
+    let scores = (q.matmul(&k)? * scale)?.broadcast_add(&mask.to_dtype(DType::F32)?)?;
+    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    Ok(weights.mean(1)?)
 }
 
 /// `MarianSinusoidalPositionalEmbedding`: sines of `pos / 10000^(2⌊j/2⌋/dim)` for even `j` in the first half,

@@ -218,6 +218,19 @@ pub trait Seq2Seq {
     ) -> Result<DecoderState, ModelError>;
     /// Feeds `tokens` (`[rows, steps]`) and returns logits `[rows, steps, vocab]` in f32.
     fn decode(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor, ModelError>;
+    /// Teacher-forced cross-attention weights of decoder layer `layer` (`None`: the architecture's default for
+    /// alignment), averaged over heads: `targets` `[items, steps]` are decoder inputs (start token first, padded
+    /// at the end); `[items, steps, source_len]` in f32, each row a distribution over the item's source tokens,
+    /// zero on padding. `Ok(None)` for an architecture that does not align.
+    fn cross_attention(
+        &self,
+        batch: &SourceBatch,
+        targets: &Tensor,
+        layer: Option<usize>,
+    ) -> Result<Option<Tensor>, ModelError> {
+        let _ = (batch, targets, layer);
+        Ok(None)
+    }
 }
 
 /// A loaded model with its generation defaults.

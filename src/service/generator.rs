@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::ServiceError;
 use crate::engine::worker::Worker;
 use crate::engine::{Codec, Engine};
+use crate::generate::attention::AttentionRows;
 use crate::generate::Overrides;
 use crate::metrics::Metrics;
 use crate::store::{Entry, KeyParts, Lookup, Store};
@@ -58,6 +59,13 @@ pub trait Generator {
         overrides: &Overrides,
         deadline: Option<Instant>,
     ) -> Result<Vec<Generated>, ServiceError>;
+
+    /// The teacher-forced cross-attention of each (source ids, target ids) pair, a row per target token over the
+    /// source tokens (see [`Engine::cross_attention`]); `None` for a model that cannot align (the default).
+    fn cross_attention(&self, pairs: Vec<(Vec<u32>, Vec<u32>)>) -> Result<Option<Vec<AttentionRows>>, ServiceError> {
+        let _ = pairs;
+        Ok(None)
+    }
 }
 
 impl Generator for Engine {
@@ -76,6 +84,10 @@ impl Generator for Engine {
             .into_iter()
             .map(|o| Generated::from_outputs(o, false))
             .collect())
+    }
+
+    fn cross_attention(&self, pairs: Vec<(Vec<u32>, Vec<u32>)>) -> Result<Option<Vec<AttentionRows>>, ServiceError> {
+        Ok(Engine::cross_attention(self, &pairs)?)
     }
 }
 
@@ -102,6 +114,11 @@ impl CachedModel {
 impl Generator for CachedModel {
     fn codec(&self) -> &Codec {
         self.worker.codec()
+    }
+
+    /// Uncached: on the worker's thread, ahead of queued generation.
+    fn cross_attention(&self, pairs: Vec<(Vec<u32>, Vec<u32>)>) -> Result<Option<Vec<AttentionRows>>, ServiceError> {
+        Ok(self.worker.cross_attention(pairs, None)?)
     }
 
     fn generate(

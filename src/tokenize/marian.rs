@@ -46,6 +46,9 @@ impl TokenName {
 /// Encoder and decoder of a Marian model: `source.spm`, `target.spm`, `vocab.json` (and `target_vocab.json`).
 pub struct MarianTokenizer {
     source: SpmTokenizer,
+    /// The target spm, for re-encoding translations (word alignment).
+    target: SpmTokenizer,
+    target_encoder: HashMap<String, u32>,
     source_spm: SpmModel,
     target_spm: SpmModel,
     encoder: HashMap<String, u32>,
@@ -97,15 +100,18 @@ impl MarianTokenizer {
         for token in [&unk, &eos, &pad] {
             special_ids.insert(id_of(&target_encoder, token, target_path)?);
         }
-        let decoder = target_encoder.into_iter().map(|(k, v)| (v, k)).collect();
+        let decoder = target_encoder.iter().map(|(k, &v)| (v, k.clone())).collect();
 
         let source_path = dir.join("source.spm");
         let target_path = dir.join("target.spm");
         let source_spm = SpmModel::load(&source_path)?;
         let target_spm = SpmModel::load(&target_path)?;
         let source = source_spm.to_tokenizer(&source_path)?;
+        let target = target_spm.to_tokenizer(&target_path)?;
         Ok(Self {
             source,
+            target,
+            target_encoder,
             source_spm,
             target_spm,
             encoder,
@@ -129,30 +135,52 @@ impl MarianTokenizer {
 
     /// Token ids of `text` with `</s>` appended, as `MarianTokenizer(text).input_ids`.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
-        let mut ids = Vec::new();
+        Ok(self.encode_side(text, Side::Source)?.ids)
+    }
+
+    /// `text` as the source side tokenizes it, with each token's spm piece.
+    pub fn source_tokens(&self, text: &str) -> Result<Tokens, TokenizerError> {
+        self.encode_side(text, Side::Source)
+    }
+
+    /// `text` as the target side tokenizes it (`MarianTokenizer(text_target=text).input_ids`, `</s>` appended),
+    /// with each token's spm piece: a translation as the decoder was trained on it.
+    pub fn target_tokens(&self, text: &str) -> Result<Tokens, TokenizerError> {
+        self.encode_side(text, Side::Target)
+    }
+
+    fn encode_side(&self, text: &str, side: Side) -> Result<Tokens, TokenizerError> {
+        let (spm, vocab) = match side {
+            Side::Source => (&self.source, &self.encoder),
+            Side::Target => (&self.target, &self.target_encoder),
+        };
+        let id = |piece: &str| vocab.get(piece).copied().unwrap_or(self.unk_id);
+        let mut tokens = Tokens::default();
+        let push = |tokens: &mut Tokens, piece: &str, word: bool| {
+            tokens.ids.push(id(piece));
+            tokens.pieces.push(word.then(|| piece.to_string()));
+        };
         for chunk in split_on_special(text, &self.special_tokens) {
             match chunk {
-                Chunk::Special(token) => ids.push(self.piece_id(token)),
+                Chunk::Special(token) => push(&mut tokens, token, false),
                 Chunk::Text(text) => {
                     let (code, rest) = split_language_code(text);
                     if let Some(code) = code {
-                        ids.push(self.piece_id(code));
+                        push(&mut tokens, code, false);
                     }
                     if rest.is_empty() {
                         continue;
                     }
-                    let encoding =
-                        self.source.encode(rest, false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
-                    ids.extend(encoding.get_tokens().iter().map(|t| self.piece_id(t)));
+                    let encoding = spm.encode(rest, false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+                    for piece in encoding.get_tokens() {
+                        push(&mut tokens, piece, true);
+                    }
                 }
             }
         }
-        ids.push(self.eos_id);
-        Ok(ids)
-    }
-
-    fn piece_id(&self, piece: &str) -> u32 {
-        self.encoder.get(piece).copied().unwrap_or(self.unk_id)
+        tokens.ids.push(self.eos_id);
+        tokens.pieces.push(None);
+        Ok(tokens)
     }
 
     /// Text of generated ids, as `batch_decode(ids, skip_special_tokens=True)` through the target spm.
@@ -183,6 +211,19 @@ impl MarianTokenizer {
     pub fn source_spm(&self) -> &SpmModel {
         &self.source_spm
     }
+}
+
+/// Token ids with the spm piece of each: `None` for special tokens and language codes, which belong to no word.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub ids: Vec<u32>,
+    pub pieces: Vec<Option<String>>,
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Source,
+    Target,
 }
 
 enum Chunk<'a> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-pub use marian::MarianTokenizer;
+pub use marian::{MarianTokenizer, Tokens};
 
 /// What can go wrong loading or running a tokenizer. Load errors name the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,15 @@ impl Tokenizer {
         match self {
             Self::Marian(t) => t.encode(text),
             Self::Json(t) => t.encode(text),
+        }
+    }
+
+    /// The source and target tokens of a sentence and its translation, with their spm pieces (for word
+    /// alignment); `None` for tokenizers without a separate target side (`tokenizer.json`).
+    pub fn pair_tokens(&self, source: &str, target: &str) -> Result<Option<(Tokens, Tokens)>, TokenizerError> {
+        match self {
+            Self::Marian(t) => Ok(Some((t.source_tokens(source)?, t.target_tokens(target)?))),
+            Self::Json(_) => Ok(None),
         }
     }
 
