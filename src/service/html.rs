@@ -106,7 +106,13 @@ fn convert(node: ego_tree::NodeRef<'_, scraper::Node>) -> Option<Node> {
 }
 
 /// Parses `html` as the content of a `<body>`, as browsers do (entities decoded, misnested tags repaired).
+/// A whole document (one that opens with a doctype or `<html>`) is parsed as one, so its head is kept.
 fn parse_nodes(html: &str) -> Vec<Node> {
+    let start = html.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let opening = start.get(..9).unwrap_or(start).to_ascii_lowercase();
+    if opening.starts_with("<!doctype") || opening.starts_with("<html") {
+        return scraper::Html::parse_document(html).tree.root().children().filter_map(convert).collect();
+    }
     let parsed = scraper::Html::parse_fragment(html);
     let root = parsed.tree.root();
     // html5ever puts a fragment's nodes under an `<html>` element of its own.
@@ -357,6 +363,13 @@ fn collect(nodes: &[Node], parent: Option<usize>, run: &mut Run) {
     }
 }
 
+fn has_link(node: &Node) -> bool {
+    match node {
+        Node::Element { name, children, .. } => local(name) == "a" || children.iter().any(has_link),
+        _ => false,
+    }
+}
+
 fn has_words(nodes: &[Node]) -> bool {
     nodes.iter().any(|n| match n {
         Node::Text(t) => t.split_whitespace().next().is_some(),
@@ -505,7 +518,21 @@ fn place(run: &Run, english: &[&str], aligns: &[&WordAlignment]) -> Vec<Node> {
                     (0..n).filter(|&i| t.source[i] == Some(k)).max().map_or(t.sentence_of_source[k].1, |i| i + 1)
                 }
             };
-            gap.clamp(parent.0, parent.1)
+            let mut gap = gap.clamp(parent.0, parent.1);
+            // A link may not go inside another: after the links around it.
+            if has_link(&p.node) {
+                while let Some(end) = run
+                    .elements
+                    .iter()
+                    .zip(&ranges)
+                    .filter(|(e, r)| local(&e.name) == "a" && r.0 < gap && gap < r.1)
+                    .map(|(_, r)| r.1)
+                    .max()
+                {
+                    gap = end;
+                }
+            }
+            gap
         })
         .collect();
     let mut r = Renderer { run, t: &t, ranges: &ranges, gaps: &gaps, after_word: false, any_word: false };

@@ -238,7 +238,6 @@ fn reparsed(html: &str) -> String {
 }
 
 #[test]
-#[ignore = "WIP: nested links from fallbacks are not yet stable"]
 fn rendering_is_stable_and_well_formed() {
     let mut inputs: Vec<String> = CASES.iter().map(|s| s.to_string()).collect();
     inputs.extend(snippets(2000));
