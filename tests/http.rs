@@ -65,7 +65,7 @@ fn libretranslate_endpoints_answer_as_libretranslate_does() {
     assert!(
         out.starts_with("<div class=\"berita\"><p>")
             && out.contains("<b>")
-            && out.contains("<img src=\"a.png\" alt=\"x\" />"),
+            && out.contains("<img src=\"a.png\" alt=\"x\">"),
         "{out}"
     );
     assert_well_formed(out);
@@ -89,7 +89,13 @@ fn assert_well_formed(fragment: &str) {
         if let Some(name) = tag.strip_prefix('/') {
             assert_eq!(stack.pop().as_deref(), Some(name.trim()), "{fragment}");
         } else if !tag.ends_with('/') && !tag.starts_with('!') {
-            stack.push(tag.split_whitespace().next().unwrap().to_string());
+            let name = tag.split_whitespace().next().unwrap();
+            // HTML's void elements have no end tag (html5ever writes `<br>`, not `<br />`).
+            if !["br", "img", "hr", "wbr", "input", "meta", "link", "area", "col", "embed", "source", "track"]
+                .contains(&name)
+            {
+                stack.push(name.to_string());
+            }
         }
         rest = &rest[end + 1..];
     }

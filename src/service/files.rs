@@ -44,7 +44,8 @@ pub enum FileFormat {
     Text,
     /// Markdown: block markers, code, link targets and inline HTML kept; the prose translated ([`markdown`]).
     Markdown,
-    /// HTML: tags, attributes and code kept, the text nodes translated (as `/translate` with `format=html`).
+    /// HTML: tags, attributes and code kept, each block's prose translated by sentence with its inline markup
+    /// placed back (as `/translate` with `format=html`).
     Html,
 }
 

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::align::align_words;
 use super::{html, translate_documents, Generator, ServiceError, TranslatedDocument};
 use crate::generate::Overrides;
 
@@ -26,7 +27,9 @@ impl Format {
 }
 
 /// Translates documents written in `format`, all their sentences batched together. HTML documents get no
-/// alternatives (as in LibreTranslate): their text nodes are translated one by one.
+/// alternatives (as in LibreTranslate): the sentences of each block's prose (inline tags stripped) are translated as
+/// plain text would be, word-aligned, and the inline markup put back around the aligned English words
+/// ([`html`]).
 pub fn translate_formatted(
     translator: &dyn Generator,
     texts: &[String],
@@ -37,21 +40,27 @@ pub fn translate_formatted(
     if format == Format::Text {
         return translate_documents(translator, texts, overrides, deadline);
     }
-    let nodes: Vec<Vec<String>> = texts.iter().map(|t| html::translatable_texts(t)).collect();
-    let flat: Vec<String> = nodes.iter().flatten().cloned().collect();
-    let docs = translate_documents(translator, &flat, overrides, deadline)?;
-    let mut next = docs.into_iter();
-    Ok(texts
+    let docs: Vec<html::Html> = texts.iter().map(|t| html::Html::parse(t)).collect();
+    let sentences: Vec<Vec<String>> = docs.iter().map(html::Html::sentences).collect();
+    let flat: Vec<String> = sentences.iter().flatten().cloned().collect();
+    let generated = translator.generate(&flat, overrides, deadline)?;
+    let pairs: Vec<(String, String)> =
+        flat.iter().zip(&generated).map(|(source, english)| (source.clone(), english.text.clone())).collect();
+    let alignments = align_words(translator, &pairs)?;
+    let mut at = 0;
+    Ok(docs
         .iter()
-        .zip(&nodes)
-        .map(|(text, nodes)| {
-            let mine: Vec<TranslatedDocument> = nodes.iter().filter_map(|_| next.next()).collect();
-            let english: Vec<String> = mine.iter().map(|d| d.text.clone()).collect();
+        .zip(&sentences)
+        .map(|(doc, mine)| {
+            let range = at..(at + mine.len()).min(generated.len());
+            at += mine.len();
+            let english: Vec<String> = generated[range.clone()].iter().map(|g| g.text.clone()).collect();
+            let aligned = alignments.get(range.clone()).unwrap_or(&[]);
             TranslatedDocument {
-                text: html::render(text, &english),
-                paragraphs: mine.iter().map(|d| d.paragraphs).sum(),
-                sentences: mine.iter().map(|d| d.sentences).sum(),
-                cached: !mine.is_empty() && mine.iter().all(|d| d.cached),
+                text: doc.render(&english, aligned),
+                paragraphs: doc.paragraphs(),
+                sentences: mine.len(),
+                cached: !mine.is_empty() && generated[range].iter().all(|g| g.cached),
                 alternatives: Vec::new(),
             }
         })
