@@ -20,8 +20,9 @@ pub fn get_status(url: &str, timeout: Duration) -> Result<u16, String> {
         .set_read_timeout(Some(timeout))
         .and_then(|_| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    // One write: a server may read the request in a single call.
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     // The status line is all that is needed: `HTTP/1.1 200 OK`.
     let mut head = [0u8; 32];
     let mut len = 0;
@@ -49,9 +50,15 @@ mod tests {
         let url = format!("http://{}/health", listener.local_addr().unwrap());
         std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
-            let mut request = [0u8; 256];
-            let n = stream.read(&mut request).unwrap();
-            assert!(request[..n].starts_with(b"GET /health HTTP/1.0\r\n"));
+            // The whole request head, however it arrives.
+            let mut request = Vec::new();
+            let mut buf = [0u8; 256];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "the request ended early: {request:?}");
+                request.extend_from_slice(&buf[..n]);
+            }
+            assert!(request.starts_with(b"GET /health HTTP/1.0\r\n"));
             stream.write_all(response.as_bytes()).unwrap();
         });
         url
