@@ -232,7 +232,8 @@ fn client_mistakes_get_4xx_json_errors() {
     assert_eq!((status, body.contains("not_found")), (404, true));
     let (status, body) = server.get("/nowhere");
     assert_eq!((status, body.contains("not_found")), (404, true));
-    let (status, body) = server.get("/translate");
+    // (GET /translate is the translate page.)
+    let (status, body) = server.get("/detect");
     assert_eq!((status, body.contains("method_not_allowed")), (405, true));
     // Nothing above was the server's fault.
     assert_eq!(server.metric("brief_http_requests_total{route=\"/translate\",status=\"500\"}"), 0.0);
