@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use super::align::align_words;
-use super::{html, translate_documents, Generator, ServiceError, TranslatedDocument};
+use super::align::{align_words, WordAlignment};
+use super::{html, translate_documents, Generated, Generator, ServiceError, TranslatedDocument};
 use crate::generate::Overrides;
 
 /// How the texts of a request are written.
@@ -44,9 +44,7 @@ pub fn translate_formatted(
     let sentences: Vec<Vec<String>> = docs.iter().map(html::Html::sentences).collect();
     let flat: Vec<String> = sentences.iter().flatten().cloned().collect();
     let generated = translator.generate(&flat, overrides, deadline)?;
-    let pairs: Vec<(String, String)> =
-        flat.iter().zip(&generated).map(|(source, english)| (source.clone(), english.text.clone())).collect();
-    let alignments = align_words(translator, &pairs)?;
+    let alignments = align_marked(translator, &docs, &flat, &generated)?;
     let mut at = 0;
     Ok(docs
         .iter()
@@ -65,4 +63,26 @@ pub fn translate_formatted(
             }
         })
         .collect())
+}
+
+/// Word alignments of the sentences that carry inline markup (one decoder pass for them all); the others, which
+/// render the same whatever their alignment, get none and cost nothing.
+fn align_marked(
+    translator: &dyn Generator,
+    docs: &[html::Html],
+    sources: &[String],
+    generated: &[Generated],
+) -> Result<Vec<WordAlignment>, ServiceError> {
+    let marked: Vec<bool> = docs.iter().flat_map(html::Html::needs_alignment).collect();
+    let wanted: Vec<usize> =
+        (0..sources.len().min(generated.len())).filter(|&i| marked.get(i) == Some(&true)).collect();
+    let pairs: Vec<(String, String)> =
+        wanted.iter().map(|&i| (sources[i].clone(), generated[i].text.clone())).collect();
+    let mut alignments = vec![WordAlignment::default(); sources.len()];
+    if !pairs.is_empty() {
+        for (i, alignment) in wanted.into_iter().zip(align_words(translator, &pairs)?) {
+            alignments[i] = alignment;
+        }
+    }
+    Ok(alignments)
 }

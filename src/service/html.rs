@@ -212,6 +212,17 @@ impl Html {
         out
     }
 
+    /// For each sentence of [`Html::sentences`], whether its run has inline markup to put back: only those need a
+    /// word alignment (a run without any renders the same whatever the alignment).
+    pub fn needs_alignment(&self) -> Vec<bool> {
+        let mut out = Vec::new();
+        visit_runs(&self.pieces, &mut |run| {
+            let marked = !run.elements.is_empty() || !run.points.is_empty();
+            out.extend(run.doc.sentences().map(|_| marked));
+        });
+        out
+    }
+
     /// The number of runs with prose (each is one paragraph).
     pub fn paragraphs(&self) -> usize {
         let mut n = 0;

@@ -35,6 +35,13 @@ fn sentences_are_those_of_the_plain_text() {
 }
 
 #[test]
+fn only_sentences_with_inline_markup_need_an_alignment() {
+    let doc = Html::parse("<p>Harga naik. Beras mahal.</p><p>Presiden <b>Joko</b> datang.</p><p>Satu<br>dua.</p>");
+    assert_eq!(doc.sentences().len(), 4);
+    assert_eq!(doc.needs_alignment(), [false, false, true, true]);
+}
+
+#[test]
 fn an_element_goes_around_the_english_words_aligned_to_it() {
     let html = "<p>Presiden <b>Joko Widodo</b> meresmikan jalan tol.</p>";
     // Presiden(0) Joko(1) Widodo(2) meresmikan(3) jalan(4) tol.(5)
