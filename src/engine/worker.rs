@@ -408,26 +408,9 @@ fn next_batch(queue: &[(&SearchOptions, &[u32])], limits: BatchLimits) -> Vec<us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::config::EarlyStopping;
 
     fn options(length_penalty: f32) -> SearchOptions {
-        SearchOptions {
-            num_beams: 2,
-            max_length: 8,
-            min_length: 0,
-            min_new_tokens: 0,
-            length_penalty,
-            early_stopping: EarlyStopping::Heuristic,
-            no_repeat_ngram_size: 0,
-            bad_words_ids: vec![],
-            forced_bos_token_id: None,
-            forced_eos_token_id: None,
-            eos_token_ids: vec![0],
-            pad_token_id: 9,
-            decoder_start_token_id: 9,
-            renormalize_logits: false,
-            num_return_sequences: 1,
-        }
+        SearchOptions { length_penalty, ..SearchOptions::for_tests(2, 8) }
     }
 
     #[test]

@@ -96,6 +96,31 @@ pub const MAX_BEAMS: usize = 32;
 /// positions have none; its KV cache still grows with the length).
 pub const MAX_UNBOUNDED_NEW_TOKENS: usize = 4096;
 
+#[cfg(test)]
+impl SearchOptions {
+    /// Options for unit tests on a 10-token vocabulary (eos 0, pad and start 9): `num_beams` and `max_length`, the
+    /// rest off.
+    pub(crate) fn for_tests(num_beams: usize, max_length: usize) -> Self {
+        SearchOptions {
+            num_beams,
+            max_length,
+            min_length: 0,
+            min_new_tokens: 0,
+            length_penalty: 1.0,
+            early_stopping: crate::models::config::EarlyStopping::Heuristic,
+            no_repeat_ngram_size: 0,
+            bad_words_ids: vec![],
+            forced_bos_token_id: None,
+            forced_eos_token_id: None,
+            eos_token_ids: vec![0],
+            pad_token_id: 9,
+            decoder_start_token_id: 9,
+            renormalize_logits: false,
+            num_return_sequences: 1,
+        }
+    }
+}
+
 impl SearchOptions {
     /// The model's defaults with `overrides` applied, as `generate(**kwargs)` combines them. Explicit requests the
     /// model cannot satisfy are errors; a default beyond the model's positions is capped to them.

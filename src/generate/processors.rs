@@ -154,26 +154,9 @@ pub fn row_candidates(row: &[f32], constraint: &Constraint, renormalize: bool, k
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::config::EarlyStopping;
 
     fn options() -> SearchOptions {
-        SearchOptions {
-            num_beams: 1,
-            max_length: 6,
-            min_length: 0,
-            min_new_tokens: 0,
-            length_penalty: 1.0,
-            early_stopping: EarlyStopping::Heuristic,
-            no_repeat_ngram_size: 0,
-            bad_words_ids: vec![],
-            forced_bos_token_id: None,
-            forced_eos_token_id: None,
-            eos_token_ids: vec![0],
-            pad_token_id: 9,
-            decoder_start_token_id: 9,
-            renormalize_logits: false,
-            num_return_sequences: 1,
-        }
+        SearchOptions::for_tests(1, 6)
     }
 
     fn banned(options: &SearchOptions, history: &[u32]) -> Vec<usize> {
