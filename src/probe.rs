@@ -1,48 +1,24 @@
 //! `brief health-check`: one plain-HTTP GET whose status decides the exit code, so container images need no curl.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// The status code of `GET url` (`http://host[:port]/path` only), or why there is none.
+/// The status code of `GET url` (`http://` only: the health check of a server on its own machine), or why there
+/// is none.
 pub fn get_status(url: &str, timeout: Duration) -> Result<u16, String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// URLs are checked"))?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let host_port = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
-    let addr = host_port
-        .to_socket_addrs()
-        .map_err(|e| format!("{authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{authority}: no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|_| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| e.to_string())?;
-    // One write: a server may read the request in a single call.
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
-    // The status line is all that is needed: `HTTP/1.1 200 OK`.
-    let mut head = [0u8; 32];
-    let mut len = 0;
-    while len < head.len() {
-        match stream.read(&mut head[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) => return Err(format!("{url}: {e}")),
-        }
+    if !url.starts_with("http://") {
+        return Err(format!("{url}: only http:// URLs are checked"));
     }
-    let line = String::from_utf8_lossy(&head[..len]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("{url}: not an HTTP answer"))
+    match ureq::get(url).timeout(timeout).call() {
+        Ok(response) => Ok(response.status()),
+        Err(ureq::Error::Status(code, _)) => Ok(code),
+        Err(e) => Err(format!("{url}: {e}")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     fn answer_once(response: &'static str) -> String {
@@ -58,7 +34,7 @@ mod tests {
                 assert!(n > 0, "the request ended early: {request:?}");
                 request.extend_from_slice(&buf[..n]);
             }
-            assert!(request.starts_with(b"GET /health HTTP/1.0\r\n"));
+            assert!(request.starts_with(b"GET /health HTTP/1.1\r\n"));
             stream.write_all(response.as_bytes()).unwrap();
         });
         url
