@@ -184,6 +184,9 @@ struct Run {
     doc: Document,
     elements: Vec<Inline>,
     points: Vec<Point>,
+    /// Whether source whitespace came since the last point (a `<br>`'s own space does not count), so that two
+    /// points after one space share it rather than each getting one.
+    space_since_point: bool,
 }
 
 /// A piece of the parsed fragment: nodes kept as they are, a block holding more pieces, or a run of prose.
@@ -297,6 +300,7 @@ fn flush(pending: &mut Vec<Node>, out: &mut Vec<Piece>) {
         doc: Document { lines: Vec::new() },
         elements: Vec::new(),
         points: Vec::new(),
+        space_since_point: false,
     };
     collect(&nodes, None, &mut run);
     run.plain.truncate(run.plain.trim_end_matches(' ').len());
@@ -343,6 +347,7 @@ fn collect(nodes: &[Node], parent: Option<usize>, run: &mut Run) {
             Node::Text(text) => {
                 for c in text.chars() {
                     if is_html_space(c) {
+                        run.space_since_point = true;
                         if !run.plain.is_empty() && !run.plain.ends_with(' ') {
                             run.plain.push(' ');
                         }
@@ -359,12 +364,9 @@ fn collect(nodes: &[Node], parent: Option<usize>, run: &mut Run) {
                 run.elements[index].span.1 = run.plain.len();
             }
             other => {
-                // The space a `<br>` stands for is not one before the next point.
-                let after_br = run.points.last().is_some_and(|p| {
-                    run.plain.len() <= p.at + 1 && matches!(&p.node, Node::Element { name, .. } if local(name) == "br")
-                });
-                let space_before = run.plain.is_empty() || (run.plain.ends_with(' ') && !after_br);
+                let space_before = run.plain.is_empty() || (run.plain.ends_with(' ') && run.space_since_point);
                 run.points.push(Point { node: other.clone(), parent, at: run.plain.len(), space_before });
+                run.space_since_point = false;
                 // A line break separates words, as in the text a browser shows.
                 if matches!(other, Node::Element { name, .. } if local(name) == "br") && !space_before {
                     run.plain.push(' ');
@@ -458,15 +460,16 @@ fn target(run: &Run, english: &[&str], aligns: &[&WordAlignment]) -> Target {
 }
 
 /// A link may not hold another (a parser would split them): a fallback range that would nest with another link's
-/// becomes an empty element just after the links it would nest with.
+/// becomes an empty element just after the links it would nest with. Such a moved link is detached from its
+/// source ancestors (`true`), which may themselves sit inside a link.
 fn apart_from_links(
     elements: &[Inline],
     placed: &[(usize, usize)],
     e: &Inline,
     range: (usize, usize),
-) -> (usize, usize) {
+) -> ((usize, usize), bool) {
     if local(&e.name) != "a" {
-        return range;
+        return (range, false);
     }
     let links: Vec<(usize, usize)> =
         placed.iter().zip(elements).filter(|(_, o)| local(&o.name) == "a").map(|(r, _)| *r).collect();
@@ -480,13 +483,13 @@ fn apart_from_links(
         }
     };
     if !links.iter().any(|&q| nests(q, range)) {
-        return range;
+        return (range, false);
     }
     let mut at = links.iter().filter(|&&q| nests(q, range)).map(|q| q.1).max().unwrap_or(range.1);
     while let Some(end) = links.iter().filter(|&&q| q.0 < at && at < q.1).map(|q| q.1).max() {
         at = end;
     }
-    (at, at)
+    ((at, at), true)
 }
 
 /// Rebuilds a run in English (see the module doc for where the markup goes).
@@ -499,6 +502,7 @@ fn place(run: &Run, english: &[&str], aligns: &[&WordAlignment]) -> Vec<Node> {
     };
     // Word ranges of the elements, parents before children.
     let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(run.elements.len());
+    let mut detached = vec![false; run.elements.len()];
     for e in &run.elements {
         let parent = e.parent.map_or((0, n), |p| ranges[p]);
         let mine = covered(e.span);
@@ -515,7 +519,9 @@ fn place(run: &Run, english: &[&str], aligns: &[&WordAlignment]) -> Vec<Node> {
             ranges.iter().any(|&(a, b)| (a < r.0 && r.0 < b && b < r.1) || (r.0 < a && a < r.1 && r.1 < b))
         };
         let range = if clamped.0 >= clamped.1 || crosses(clamped) { parent } else { clamped };
-        ranges.push(apart_from_links(&run.elements, &ranges, e, range));
+        let (range, moved) = apart_from_links(&run.elements, &ranges, e, range);
+        detached[ranges.len()] = moved;
+        ranges.push(range);
     }
     // Gaps of the points: after the English words of the source word before them.
     let gaps: Vec<usize> = run
@@ -546,7 +552,8 @@ fn place(run: &Run, english: &[&str], aligns: &[&WordAlignment]) -> Vec<Node> {
             gap
         })
         .collect();
-    let mut r = Renderer { run, t: &t, ranges: &ranges, gaps: &gaps, after_word: false, any_word: false };
+    let mut r =
+        Renderer { run, t: &t, ranges: &ranges, detached: &detached, gaps: &gaps, after_word: false, any_word: false };
     let mut out = Vec::new();
     if !run.lead.is_empty() {
         out.push(Node::Text(run.lead.clone()));
@@ -562,6 +569,8 @@ struct Renderer<'a> {
     run: &'a Run,
     t: &'a Target,
     ranges: &'a [(usize, usize)],
+    /// Links moved out of their source ancestors by [`apart_from_links`].
+    detached: &'a [bool],
     gaps: &'a [usize],
     after_word: bool,
     any_word: bool,
@@ -582,7 +591,8 @@ impl Renderer<'_> {
         let (c, d) = self.ranges[outer];
         if a == b {
             // An empty element sits only in elements strictly around it, or in its own ancestors.
-            return e != outer && ((c < a && a < d) || self.is_source_ancestor(outer, self.run.elements[e].parent));
+            let own = !self.detached[e] && self.is_source_ancestor(outer, self.run.elements[e].parent);
+            return e != outer && ((c < a && a < d) || own);
         }
         e != outer && c <= a && b <= d && ((c, d) != (a, b) || outer < e)
     }
@@ -597,10 +607,14 @@ impl Renderer<'_> {
         kids
     }
 
+    /// Whether `e` is `of` or one of its source ancestors, up to the first detached link.
     fn is_source_ancestor(&self, e: usize, mut of: Option<usize>) -> bool {
         while let Some(p) = of {
             if p == e {
                 return true;
+            }
+            if self.detached[p] {
+                return false;
             }
             of = self.run.elements[p].parent;
         }
