@@ -27,8 +27,10 @@ cargo build --locked --quiet --profile test
 brief=$root/target/debug/brief
 work=$(mktemp -d)
 server_pid=""
+keyed_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  [ -n "$keyed_pid" ] && kill "$keyed_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -54,4 +56,16 @@ curl -fsS "$url/v1/briefs" -H 'content-type: application/json' \
   -d '{"name": "<b>markup.txt", "text": "<script>window.__brief_pwned = true</script> Judul dengan markup\nIsi berita <b>tebal</b> & \"kutipan\".\n"}' \
   >/dev/null
 
-node scripts/browser/check.mjs "$url" "$shots"
+# A second server with a key and a character limit, for the translate page's key field and limit checks.
+"$brief" serve --bind 127.0.0.1:0 "${models[@]}" --api-key browser-test-key --char-limit 300 \
+  --cache-dir "$work/cache-keyed" 2>"$work/serve-keyed.log" &
+keyed_pid=$!
+keyed=""
+for _ in $(seq 1 200); do
+  keyed=$(sed -n 's/^brief listening on //p' "$work/serve-keyed.log" | head -n 1)
+  if [ -n "$keyed" ] && curl -fs "$keyed/health" >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+[ -n "$keyed" ] || { echo "the keyed brief serve did not start"; cat "$work/serve-keyed.log"; exit 1; }
+
+node scripts/browser/check.mjs "$url" "$shots" "$keyed"

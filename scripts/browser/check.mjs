@@ -1,5 +1,8 @@
 // Loads brief's reader pages in headless Chromium and checks what a reader sees.
-// Usage: node check.mjs BASE_URL SCREENSHOT_DIR
+// Usage: node check.mjs BASE_URL SCREENSHOT_DIR [KEYED_BASE_URL]
+// KEYED_BASE_URL: a second server that requires the key `browser-test-key` and has --char-limit 300; the
+// translate page there shows its key field, refuses without a key or with a wrong one, translates with the
+// right one, and refuses a paragraph over the limit before sending it.
 // Checks: the translate page translates typed text and an uploaded .md file paragraph by paragraph in groups
 // (result beside the original, detected language, time, progress), makes a brief found on the index, shows
 // errors for empty and English text, keeps HTML results as text, and stacks on a phone.
@@ -11,7 +14,7 @@ import { mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const [base, shots] = process.argv.slice(2);
+const [base, shots, keyed] = process.argv.slice(2);
 if (!base || !shots) {
   console.error('usage: node check.mjs BASE_URL SCREENSHOT_DIR');
   process.exit(2);
@@ -40,7 +43,7 @@ const pageErrors = [];
 const outside = [];
 await context.route('**/*', (route) => {
   const url = new URL(route.request().url());
-  if (url.origin === new URL(base).origin) return route.continue();
+  if (url.origin === new URL(base).origin || (keyed && url.origin === new URL(keyed).origin)) return route.continue();
   outside.push(url.href);
   return route.abort();
 });
@@ -55,7 +58,7 @@ async function open(path, viewport, name) {
     consoleErrors.push(`${path}: ${m.text()}`);
   });
   page.on('pageerror', (e) => pageErrors.push(`${path}: ${e.message}`));
-  const response = await page.goto(base + path, { waitUntil: 'load' });
+  const response = await page.goto(path.startsWith('http') ? path : base + path, { waitUntil: 'load' });
   check(response.status() === 200, `${path} answers 200 (${name})`);
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
   return page;
@@ -210,6 +213,39 @@ check(trOverflow <= 0, `translate page: no horizontal scrolling on a phone (over
 const trPhoneColumns = await trPhone.evaluate(() => getComputedStyle(document.querySelector('#pairs .pair')).gridTemplateColumns.split(' ').length);
 check(trPhoneColumns === 1, `translate page: stacked on a phone (${trPhoneColumns} column)`);
 await trPhone.screenshot({ path: join(shots, 'translate-phone.png'), fullPage: true });
+
+if (keyed) {
+  // A server with keys and a character limit: the key field, and both checks before anything is sent.
+  const kp = await open(keyed + '/translate', desktop, 'translate-keyed');
+  const calls = [];
+  kp.on('request', (r) => { if (new URL(r.url()).pathname === '/v1/translate') calls.push(r.headers().authorization); });
+  const kAlert = async () => ((await kp.locator('#alert').isVisible()) ? (await kp.locator('#alert').innerText()).trim() : '');
+  await kp.locator('#key-row').waitFor({ state: 'visible', timeout: 10000 });
+  check(await kp.locator('#key').getAttribute('type') === 'password', 'keyed server: the API key field is shown, as a password');
+  await kp.fill('#text', articleParagraphs.slice(0, 2).join('\n\n'));
+  await kp.click('#translate');
+  check((await kAlert()).includes('needs an API key') && calls.length === 0, `keyed server: no key, refused in the page ("${await kAlert()}")`);
+  expectedStatus = 403;
+  await kp.fill('#key', 'not-the-key');
+  await kp.click('#translate');
+  await kp.waitForFunction(() => !document.querySelector('#alert').hidden && !document.querySelector('#translate').disabled, null, { timeout: 60000 });
+  const wrong = await kAlert();
+  check(wrong.includes('403') && wrong.includes('Invalid API key') && wrong.includes('check the API key'), `keyed server: a wrong key, the server's refusal shown ("${wrong}")`);
+  expectedStatus = null;
+  await kp.fill('#key', 'browser-test-key');
+  await kp.click('#translate');
+  await kp.locator('#timing').waitFor({ state: 'visible', timeout: 60000 });
+  check((await kAlert()) === '' && await kp.locator('#pairs .pair').count() === 2, 'keyed server: the right key translates (2 rows)');
+  check(calls.at(-1) === 'Bearer browser-test-key', `keyed server: the key is sent as a bearer token (${calls.at(-1)})`);
+  const before = calls.length;
+  const long = 'Harga beras naik lagi di pasar tradisional Jakarta pada pekan ini. '.repeat(6).trim();
+  await kp.fill('#text', `${articleParagraphs[0]}\n\n${long}`);
+  await kp.click('#translate');
+  const over = await kAlert();
+  check(over.includes(`Paragraph 2 has ${[...long].length} characters`) && over.includes('at most 300') && calls.length === before,
+    `keyed server: a paragraph over --char-limit, refused in the page ("${over}")`);
+  await kp.screenshot({ path: join(shots, 'translate-keyed-limit.png'), fullPage: true });
+}
 
 check(consoleErrors.length === 0, `no console errors ${JSON.stringify(consoleErrors)}`);
 check(pageErrors.length === 0, `no page errors ${JSON.stringify(pageErrors)}`);
