@@ -200,7 +200,7 @@ pub fn run(
         for (path, stem) in group {
             let name = file_name(path);
             match read_article(path) {
-                Ok(text) => readable.push((Article { name, text }, stem)),
+                Ok(text) => readable.push((Article { name, text, meta: Default::default() }, stem)),
                 Err(error) => unreadable.push(failed(&name, 0, 0, error)),
             }
         }

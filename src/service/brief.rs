@@ -32,6 +32,90 @@ pub struct SourceInfo {
     pub words: usize,
     /// Non-blank lines, the headline included.
     pub paragraphs: usize,
+    /// The news site or paper, as the client or the batch file gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlet: Option<String>,
+    /// The article's address (an absolute `http`/`https` URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// When the article was published (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
+}
+
+/// What is known of an article beyond its text: all optional, checked by [`ArticleMeta::validate`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArticleMeta {
+    #[serde(default)]
+    pub outlet: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub published_at: Option<String>,
+}
+
+impl ArticleMeta {
+    /// Longest outlet name kept.
+    pub const MAX_OUTLET_CHARS: usize = 200;
+    /// Longest address kept.
+    pub const MAX_URL_BYTES: usize = 2048;
+
+    pub fn is_empty(&self) -> bool {
+        self.outlet.is_none() && self.url.is_none() && self.published_at.is_none()
+    }
+
+    /// The metadata checked and normalised: blank fields become absent, the outlet is one line, the address an
+    /// absolute `http`/`https` URL, and the time RFC 3339 (a bare `YYYY-MM-DD` is that day at 00:00 UTC).
+    pub fn validate(self) -> Result<Self, String> {
+        let present = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let outlet = present(self.outlet).map(|o| o.split_whitespace().collect::<Vec<_>>().join(" "));
+        if let Some(o) = &outlet {
+            if o.chars().count() > Self::MAX_OUTLET_CHARS {
+                return Err(format!("outlet: at most {} characters", Self::MAX_OUTLET_CHARS));
+            }
+        }
+        let url = match present(self.url) {
+            None => None,
+            Some(u) if u.len() > Self::MAX_URL_BYTES => {
+                return Err(format!("url: at most {} bytes", Self::MAX_URL_BYTES))
+            }
+            Some(u) => match url::Url::parse(&u) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
+                    Some(parsed.to_string())
+                }
+                Ok(_) => return Err(format!("url: {u:?} is not an http or https address")),
+                Err(e) => return Err(format!("url: {u:?} is not an absolute address ({e})")),
+            },
+        };
+        let published_at = present(self.published_at).map(|t| published(&t)).transpose()?;
+        Ok(Self { outlet, url, published_at })
+    }
+}
+
+/// An RFC 3339 time, or a `YYYY-MM-DD` date (00:00 UTC), as RFC 3339.
+fn published(text: &str) -> Result<String, String> {
+    use time::format_description::well_known::Rfc3339;
+    let bad = || {
+        format!(
+            "published_at: {text:?} is neither an RFC 3339 time (2024-05-01T08:30:00+07:00) nor a date (2024-05-01)"
+        )
+    };
+    if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return t.format(&Rfc3339).map_err(|_| bad());
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(text, &format).map_err(|_| bad())?;
+    date.midnight().assume_utc().format(&Rfc3339).map_err(|_| bad())
+}
+
+/// A line of the article that was left out before translation, and the rule that matched it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedLine {
+    /// 1-based line number in the source text.
+    pub line: usize,
+    pub text: String,
+    /// The name of the rule that matched.
+    pub rule: String,
 }
 
 /// A text in Indonesian and in English.
@@ -80,6 +164,9 @@ pub struct Brief {
     pub timings: Timings,
     /// When the brief was made (RFC 3339, UTC).
     pub created_at: String,
+    /// Lines of the source left out as boilerplate (not translated, not summarized), in order.
+    #[serde(default)]
+    pub dropped: Vec<DroppedLine>,
 }
 
 /// The id of the brief of `text`.
@@ -87,11 +174,12 @@ pub fn brief_id(text: &str) -> String {
     format!("{:x}", Sha256::digest(text.as_bytes()))[..16].to_string()
 }
 
-/// An article to brief: a name (a file name) and its text.
+/// An article to brief: a name (a file name), its text and what else is known of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Article {
     pub name: String,
     pub text: String,
+    pub meta: ArticleMeta,
 }
 
 /// Translates the article `text` (named `name`), summarizes the English, and assembles the brief.
@@ -103,7 +191,7 @@ pub fn make_brief(
     options: &BriefOptions,
     deadline: Option<Instant>,
 ) -> Result<Brief, ServiceError> {
-    let article = Article { name: name.to_string(), text: text.to_string() };
+    let article = Article { name: name.to_string(), text: text.to_string(), meta: ArticleMeta::default() };
     make_briefs(translator, summarizer, std::slice::from_ref(&article), options, deadline).remove(0)
 }
 
@@ -224,6 +312,9 @@ pub fn make_briefs(
                     bytes: text.len(),
                     words: text.split_whitespace().count(),
                     paragraphs: paragraphs.len() + 1,
+                    outlet: draft.article.meta.outlet.clone(),
+                    url: draft.article.meta.url.clone(),
+                    published_at: draft.article.meta.published_at.clone(),
                 },
                 headline,
                 summary: summary.text,
@@ -235,6 +326,7 @@ pub fn make_briefs(
                 summary_method: SummaryMethod { chunks_per_round: summary.rounds.iter().map(Vec::len).collect() },
                 timings: Timings { translate_ms, summarize_ms, total_ms },
                 created_at: now_rfc3339(),
+                dropped: Vec::new(),
             }
         }));
     }
@@ -286,4 +378,39 @@ impl Brief {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(outlet: &str, url: &str, published_at: &str) -> ArticleMeta {
+        let some = |s: &str| Some(s.to_string());
+        ArticleMeta { outlet: some(outlet), url: some(url), published_at: some(published_at) }
+    }
+
+    #[test]
+    fn article_metadata_is_checked_and_normalised() {
+        let m = meta("  Kompas\n.com ", "https://nasional.kompas.com/read/2024/05/01/x", "2024-05-01").validate();
+        assert_eq!(
+            m.unwrap(),
+            ArticleMeta {
+                outlet: Some("Kompas .com".into()),
+                url: Some("https://nasional.kompas.com/read/2024/05/01/x".into()),
+                published_at: Some("2024-05-01T00:00:00Z".into()),
+            }
+        );
+        let m = meta("", " ", "2024-05-01T08:30:00+07:00").validate().unwrap();
+        assert_eq!((m.outlet, m.url, m.published_at.as_deref()), (None, None, Some("2024-05-01T08:30:00+07:00")));
+        for (bad, needle) in [
+            (meta("K", "ftp://x.id/a", ""), "not an http or https address"),
+            (meta("K", "/read/a", ""), "not an absolute address"),
+            (meta("K", "", "1 Mei 2024"), "neither an RFC 3339 time"),
+            (meta("K", "", "2024-02-30"), "neither an RFC 3339 time"),
+            (meta(&"x".repeat(201), "", ""), "at most 200 characters"),
+        ] {
+            let e = bad.validate().unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
 }
