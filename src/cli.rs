@@ -582,6 +582,18 @@ pub struct ArticleArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// The news site or paper the article is from (shown on the brief, stored as `source.outlet`).
+    #[arg(long)]
+    pub outlet: Option<String>,
+
+    /// The article's address, an absolute http(s) URL (`source.url`).
+    #[arg(long)]
+    pub url: Option<String>,
+
+    /// When the article was published: RFC 3339 or a date (YYYY-MM-DD, 00:00 UTC) (`source.published_at`).
+    #[arg(long)]
+    pub published_at: Option<String>,
+
     #[command(flatten)]
     pub model: TranslateModelArgs,
 

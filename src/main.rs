@@ -146,6 +146,14 @@ fn article(args: ArticleArgs) -> Result<()> {
     let text = read_input(Some(&args.file))?;
     let name =
         args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let meta = service::ArticleMeta {
+        outlet: args.outlet.clone(),
+        url: args.url.clone(),
+        published_at: args.published_at.clone(),
+    }
+    .validate()
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let article = service::Article { name, text, meta };
     let options = service::BriefOptions { translate: args.search.overrides(), summary: args.summary.options()? };
     let svc = build_service(
         &args.model,
@@ -157,7 +165,7 @@ fn article(args: ArticleArgs) -> Result<()> {
     )?;
     svc.translator.codec().search_options(&options.translate)?;
     svc.summarizer()?.codec().search_options(&options.summary.overrides)?;
-    let (brief, _kept) = svc.brief(&name, &text, &options, None)?;
+    let (brief, _kept) = svc.brief(&article, &options, None)?;
     tracing::info!(id = %brief.id, ms = brief.timings.total_ms, "brief made");
     let mut out = std::io::stdout().lock();
     if args.json {

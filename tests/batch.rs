@@ -211,3 +211,48 @@ fn the_reader_shows_briefs_made_by_batch_and_escapes_article_text() {
     assert_eq!(status, 404);
     assert!(missing.contains("There is no brief with id ffffffffffffffff"));
 }
+
+#[test]
+fn front_matter_and_sidecars_give_article_metadata_to_briefs_and_the_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    let body = "Harga beras naik lagi\n\nPedagang di pasar mengeluh.\n";
+    std::fs::write(
+        input.join("a.md"),
+        format!("---\noutlet: Kompas\nurl: \"https://www.kompas.com/read/a\"\npublished_at: 2024-05-01\ntags: x\n---\n{body}"),
+    )
+    .unwrap();
+    std::fs::write(input.join("b.txt"), body.replace("beras", "cabai")).unwrap();
+    std::fs::write(input.join("b.json"), r#"{"outlet": "Tempo", "published_at": "2024-05-02T08:30:00+07:00"}"#)
+        .unwrap();
+    std::fs::write(input.join("c.txt"), body.replace("beras", "gula")).unwrap();
+    std::fs::write(input.join("c.json"), r#"{"url": "ftp://x.id/c"}"#).unwrap();
+    let svc = service(&tmp.path().join("cache"));
+    let reports = batch::run(&svc, &options(&input, &out), |_, _, _| {}).unwrap();
+    let summary: Vec<(&str, Status)> = reports.iter().map(|r| (r.file.as_str(), r.status)).collect();
+    // The sidecars are neither articles nor skipped entries.
+    assert_eq!(summary, [("a.md", Status::Ok), ("b.txt", Status::Ok), ("c.txt", Status::Failed)]);
+    assert_eq!(reports[2].error.as_deref(), Some("url: \"ftp://x.id/c\" is not an http or https address"));
+
+    let a: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("a.json")).unwrap()).unwrap();
+    common::assert_valid_brief_json(&a);
+    assert_eq!(a["source"]["outlet"], "Kompas");
+    assert_eq!(a["source"]["url"], "https://www.kompas.com/read/a");
+    assert_eq!(a["source"]["published_at"], "2024-05-01T00:00:00Z");
+    // The front matter is not part of the article: the id is that of the text after it, and so is the headline.
+    assert_eq!(a["id"], brief::service::brief::brief_id(body));
+    assert_eq!(a["headline"]["source"], "Harga beras naik lagi");
+    let b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("b.json")).unwrap()).unwrap();
+    assert_eq!((b["source"]["outlet"].as_str(), b["source"].get("url")), (Some("Tempo"), None));
+
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("index.json")).unwrap()).unwrap();
+    let first = &index["articles"][0];
+    assert_eq!(
+        (&first["outlet"], &first["url"], &first["published_at"]),
+        (&"Kompas".into(), &"https://www.kompas.com/read/a".into(), &"2024-05-01T00:00:00Z".into())
+    );
+    assert_eq!(index["articles"][1]["published_at"], "2024-05-02T08:30:00+07:00");
+    assert_eq!(index["articles"].as_array().unwrap().len(), 3);
+}

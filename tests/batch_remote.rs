@@ -42,6 +42,9 @@ fn seed_folder(dir: &Path) -> PathBuf {
     }
     std::fs::write(input.join("empty.txt"), "  \n").unwrap();
     std::fs::write(input.join("notes.csv"), "a,b\n").unwrap();
+    // Metadata in a sidecar: sent to the server as the API's fields, and the same in both outputs.
+    let meta = r#"{"outlet": "Antara", "url": "https://www.antaranews.com/berita/0", "published_at": "2024-05-01"}"#;
+    std::fs::write(input.join("000_b37d670be988eed1.json"), meta).unwrap();
     input
 }
 
@@ -106,6 +109,9 @@ fn a_batch_through_the_server_writes_what_a_local_batch_writes_and_a_rerun_sends
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(remote_out.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["articles"][5]["error"], "empty.txt: the article is empty");
+    assert_eq!(index["articles"][0]["outlet"], "Antara");
+    assert_eq!(index["articles"][0]["published_at"], "2024-05-01T00:00:00Z");
+    assert!(index["articles"][1].get("outlet").is_none());
 
     let made =
         |status: &str| server.metric(&format!("brief_http_requests_total{{route=\"/v1/briefs\",status=\"{status}\"}}"));

@@ -185,12 +185,23 @@ fn article_json_follows_the_schema_and_markdown_has_the_sections() {
     let base =
         ["article", "--model", &tiny(), "--summary-model", &t5("t5-v1_1"), "--beams", "1", "--max-new-tokens", "6"];
     let mut args: Vec<&str> = base.to_vec();
-    args.extend(["--summary-max-new-tokens", "8", "--json", seed.to_str().unwrap()]);
+    args.extend(["--summary-max-new-tokens", "8", "--json", "--outlet", "Tempo", "--published-at", "2024-05-01"]);
+    args.push(seed.to_str().unwrap());
     let out = brief(&args, b"");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     common::assert_valid_brief_json(&json);
     assert_eq!(json["source"]["name"], "003_b27938b8af6da2e0.txt");
+    assert_eq!(
+        (&json["source"]["outlet"], &json["source"]["published_at"]),
+        (&"Tempo".into(), &"2024-05-01T00:00:00Z".into())
+    );
+    let mut bad: Vec<&str> = base.to_vec();
+    bad.extend(["--url", "kompas.com/a", seed.to_str().unwrap()]);
+    let out = brief(&bad, b"");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("url: \"kompas.com/a\" is not an absolute address"), "{stderr}");
 
     let mut args: Vec<&str> = base.to_vec();
     args.push(seed.to_str().unwrap());

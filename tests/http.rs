@@ -140,6 +140,17 @@ fn native_endpoints_translate_summarize_and_store_briefs() {
     assert_eq!(status, 200);
     assert_eq!(list["briefs"][0]["id"], brief["id"]);
     assert_eq!(list["briefs"][0]["name"], "004.txt");
+    assert!(brief["source"].get("outlet").is_none() && brief["source"].get("url").is_none(), "{brief}");
+
+    // The article's metadata, normalised, is kept with the brief.
+    let meta = json!({"text": "Harga cabai naik\n\nPedagang mengeluh.", "name": "m.txt", "outlet": " Antara ",
+        "url": "https://www.antaranews.com/berita/1", "published_at": "2024-05-01T08:30:00+07:00"});
+    let (status, made) = server.post_json("/v1/briefs", &meta);
+    assert_eq!(status, 201, "{made}");
+    common::assert_valid_brief_json(&made);
+    assert_eq!(made["source"]["outlet"], "Antara");
+    assert_eq!(made["source"]["url"], "https://www.antaranews.com/berita/1");
+    assert_eq!(made["source"]["published_at"], "2024-05-01T08:30:00+07:00");
 
     let (status, health) = server.get("/health");
     assert_eq!(status, 200);
@@ -212,6 +223,9 @@ fn client_mistakes_get_4xx_json_errors() {
         ("/v1/summarize", json!({"text": "x", "chunk_tokens": 3}), 422, "validation_error"),
         ("/v1/briefs", json!({"text": "  \n "}), 422, "validation_error"),
         ("/v1/briefs", json!({"text": "Judul", "name": "../etc/passwd"}), 422, "validation_error"),
+        ("/v1/briefs", json!({"text": "Judul", "url": "javascript:alert(1)"}), 422, "validation_error"),
+        ("/v1/briefs", json!({"text": "Judul", "published_at": "1 Mei 2024"}), 422, "validation_error"),
+        ("/v1/briefs", json!({"text": "Judul", "outlet": "x".repeat(201)}), 422, "validation_error"),
         ("/v1/translate", json!({"texts": ["x".repeat(3000)]}), 413, "payload_too_large"),
     ];
     for (path, body, status, kind) in cases {

@@ -5,7 +5,7 @@
 mod common;
 
 use brief::generate::Overrides;
-use brief::service::{self, BriefOptions, SummaryOptions};
+use brief::service::{self, Article, BriefOptions, SummaryOptions};
 use brief::tokenize::segment::Document;
 
 fn summary_options(chunk_tokens: usize) -> SummaryOptions {
@@ -98,7 +98,7 @@ fn briefs_of_the_seed_articles_have_the_documented_structure() {
     for path in seeds {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let brief = service::make_brief(&translator, &summarizer, &name, &text, &options, None).unwrap();
+        let brief = service::make_brief(&translator, &summarizer, &Article::new(&name, &text), &options, None).unwrap();
         let source_paragraphs: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(brief.headline.source, source_paragraphs[0].trim(), "{name}: the headline is the first line");
         assert_eq!(brief.paragraphs.len() + 1, source_paragraphs.len(), "{name}: one paragraph per source paragraph");
@@ -134,8 +134,14 @@ fn an_empty_article_is_the_callers_error() {
     let tmp = tempfile::tempdir().unwrap();
     let translator = common::marian_engine("tiny", tmp.path());
     let summarizer = common::t5_engine("t5-v1_0", Some("summarization"), None);
-    let err = service::make_brief(&translator, &summarizer, "empty.txt", " \n\n", &BriefOptions::default(), None)
-        .unwrap_err();
+    let err = service::make_brief(
+        &translator,
+        &summarizer,
+        &Article::new("empty.txt", " \n\n"),
+        &BriefOptions::default(),
+        None,
+    )
+    .unwrap_err();
     assert!(err.is_client_error() && err.to_string().contains("empty.txt: the article is empty"), "{err}");
 }
 
@@ -192,7 +198,9 @@ fn the_schema_rejects_a_brief_that_breaks_it() {
     let translator = common::marian_engine("tiny", tmp.path());
     let summarizer = common::t5_engine("t5-v1_0", Some("summarization"), None);
     let text = "Judul\nIsi berita.";
-    let brief = service::make_brief(&translator, &summarizer, "a.txt", text, &BriefOptions::default(), None).unwrap();
+    let brief =
+        service::make_brief(&translator, &summarizer, &Article::new("a.txt", text), &BriefOptions::default(), None)
+            .unwrap();
     let good: serde_json::Value = serde_json::from_str(&brief.to_json()).unwrap();
     common::assert_valid_brief_json(&good);
     for (field, bad) in [("summary", serde_json::Value::Null), ("id", "XYZ".into()), ("created_at", "yesterday".into())]

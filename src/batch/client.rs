@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::generate::{EarlyStoppingOption, Overrides};
-use crate::service::{Brief, BriefOptions};
+use crate::service::{Article, Brief, BriefOptions};
 
 /// The first wait of the exponential backoff (doubled on each retry) when the server gives no `Retry-After`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -62,6 +62,12 @@ pub struct Client {
 struct BriefRequest<'a> {
     text: &'a str,
     name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outlet: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published_at: Option<&'a str>,
     translate: Settings,
     summary: Settings,
 }
@@ -123,12 +129,17 @@ impl Client {
         self.call(&url, 0, || classify(&url, self.agent.get(&url).call())).map(drop)
     }
 
-    /// The brief of the article `text` named `name`, made by the server with `options`' settings where set.
-    pub fn brief(&self, name: &str, text: &str, options: &BriefOptions) -> Result<Brief, RemoteError> {
+    /// The brief of `article`, made by the server with `options`' settings where set.
+    pub fn brief(&self, article: &Article, options: &BriefOptions) -> Result<Brief, RemoteError> {
         let url = format!("{}/v1/briefs", self.config.server);
+        let text = article.text.as_str();
+        let meta = &article.meta;
         let body = BriefRequest {
             text,
-            name,
+            name: &article.name,
+            outlet: meta.outlet.as_deref(),
+            url: meta.url.as_deref(),
+            published_at: meta.published_at.as_deref(),
             translate: Settings::from(&options.translate),
             summary: Settings::from(&options.summary.overrides),
         };

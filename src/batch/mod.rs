@@ -3,6 +3,7 @@
 //! and the others go on; a second run is served from the cache. With `--server`, [`remote`] makes them through a
 //! running `brief serve` instead, and this module's files, index and table are the same.
 
+pub mod article;
 pub mod client;
 pub mod remote;
 
@@ -71,6 +72,13 @@ pub struct ArticleReport {
     pub headline: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// The article's outlet, address and publication time, when its front matter or sidecar gave them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outlet: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
     /// The brief's files, relative to the output folder.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub markdown: Option<String>,
@@ -90,6 +98,9 @@ impl ArticleReport {
             id: None,
             headline: None,
             summary: None,
+            outlet: None,
+            url: None,
+            published_at: None,
             markdown: None,
             json: None,
             error: None,
@@ -102,7 +113,8 @@ fn failed(file: &str, words: usize, ms: u64, error: String) -> ArticleReport {
     ArticleReport { words, ms, error: Some(error), ..ArticleReport::new(file, Status::Failed) }
 }
 
-/// The articles of `dir` (`.txt`/`.md` files, by name) and the other entries, which are skipped.
+/// The articles of `dir` (`.txt`/`.md` files, by name) and the other entries, which are skipped (an article's
+/// sidecar `NAME.json` is neither).
 pub fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), BatchError> {
     let mut articles = Vec::new();
     let mut skipped = Vec::new();
@@ -120,6 +132,7 @@ pub fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), BatchError> {
         }
     }
     articles.sort();
+    skipped.retain(|p| !articles.iter().any(|a| article::sidecar(a) == *p));
     skipped.sort();
     Ok((articles, skipped))
 }
@@ -142,13 +155,6 @@ fn output_stems(articles: &[PathBuf]) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// The text of an article file, or why it cannot be read (the article's error in the report).
-fn read_article(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    String::from_utf8(bytes)
-        .map_err(|e| format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
 }
 
 /// The input folder, read.
@@ -199,8 +205,8 @@ pub fn run(
         let mut unreadable: Vec<ArticleReport> = Vec::new();
         for (path, stem) in group {
             let name = file_name(path);
-            match read_article(path) {
-                Ok(text) => readable.push((Article { name, text, meta: Default::default() }, stem)),
+            match article::read(path, &name) {
+                Ok(article) => readable.push((article, stem)),
                 Err(error) => unreadable.push(failed(&name, 0, 0, error)),
             }
         }
@@ -247,6 +253,9 @@ fn brief_report(stem: &str, brief: &Brief, words: usize, ms: u64) -> ArticleRepo
         id: Some(brief.id.clone()),
         headline: Some(brief.headline.english.clone()),
         summary: Some(brief.summary.clone()),
+        outlet: brief.source.outlet.clone(),
+        url: brief.source.url.clone(),
+        published_at: brief.source.published_at.clone(),
         markdown: Some(markdown),
         json: Some(json),
         ..ArticleReport::new(&brief.source.name, Status::Ok)

@@ -7,10 +7,10 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use super::client::{Client, RemoteError};
-use super::{brief_files, brief_report, failed, file_name, finish, prepare, read_article, write_brief, Folder};
+use super::{article, brief_files, brief_report, failed, file_name, finish, prepare, write_brief, Folder};
 use super::{ArticleReport, BatchError, BatchOptions};
 use crate::service::brief::{brief_id, SCHEMA};
-use crate::service::Brief;
+use crate::service::{Article, Brief};
 
 /// Runs the batch through `client` with `concurrency` articles in flight; `progress(report, done, total)` is
 /// called as each article finishes. Fails before writing anything when the server cannot be reached.
@@ -76,16 +76,16 @@ impl Jobs<'_> {
     fn one(&self, path: &Path, stem: &str) -> Result<ArticleReport, BatchError> {
         let started = Instant::now();
         let name = file_name(path);
-        let text = match read_article(path) {
-            Ok(text) => text,
+        let article = match article::read(path, &name) {
+            Ok(article) => article,
             Err(error) => return Ok(failed(&name, 0, 0, error)),
         };
-        let words = text.split_whitespace().count();
+        let words = article.text.split_whitespace().count();
         let out = &self.options.out;
-        if let Some(brief) = done_before(out, stem, &name, &text) {
+        if let Some(brief) = done_before(out, stem, &article) {
             return Ok(brief_report(stem, &brief, words, 0));
         }
-        let result = self.client.brief(&name, &text, &self.options.brief).and_then(|b| of_article(b, &name, &text));
+        let result = self.client.brief(&article, &self.options.brief).and_then(|b| of_article(b, &article));
         let ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(brief) => write_brief(out, stem, &brief, words, ms),
@@ -94,20 +94,24 @@ impl Jobs<'_> {
     }
 }
 
-/// The brief in the output files of `stem` when both are there and it is of this article (same name, same text);
-/// the JSON is written last, so an interrupted write is made again.
-fn done_before(out: &Path, stem: &str, name: &str, text: &str) -> Option<Brief> {
+/// The brief in the output files of `stem` when both are there and it is of this article (same name, text and
+/// metadata); the JSON is written last, so an interrupted write is made again.
+fn done_before(out: &Path, stem: &str, article: &Article) -> Option<Brief> {
     let (markdown, json) = brief_files(stem);
     if !out.join(markdown).is_file() {
         return None;
     }
     let brief: Brief = serde_json::from_str(&std::fs::read_to_string(out.join(json)).ok()?).ok()?;
-    (brief.schema == SCHEMA && brief.id == brief_id(text) && brief.source.name == name).then_some(brief)
+    let s = &brief.source;
+    let same_meta =
+        (&s.outlet, &s.url, &s.published_at) == (&article.meta.outlet, &article.meta.url, &article.meta.published_at);
+    (brief.schema == SCHEMA && brief.id == brief_id(&article.text) && s.name == article.name && same_meta)
+        .then_some(brief)
 }
 
 /// `brief` when it is the brief of this article (a proxy that mixed answers up would give another).
-fn of_article(brief: Brief, name: &str, text: &str) -> Result<Brief, RemoteError> {
-    if brief.id == brief_id(text) && brief.source.name == name {
+fn of_article(brief: Brief, article: &Article) -> Result<Brief, RemoteError> {
+    if brief.id == brief_id(&article.text) && brief.source.name == article.name {
         return Ok(brief);
     }
     Err(RemoteError::WrongBrief { id: brief.id, name: brief.source.name })

@@ -16,7 +16,7 @@ use super::extract::{blocking, service, Admitted, ApiJson, Authorized, Metered};
 use super::AppState;
 use crate::engine::ModelInfo;
 use crate::generate::{EarlyStoppingOption, Overrides};
-use crate::service::{self, BriefOptions, Format, SummaryOptions};
+use crate::service::{self, Article, ArticleMeta, BriefOptions, Format, SummaryOptions};
 
 /// An integer, also written as a number with no fraction (`2.0`), as JSON Schema counts integers.
 fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -231,6 +231,14 @@ pub struct V1BriefRequest {
     /// A name for the source (a file name, at most 255 bytes); default `article.txt`.
     #[schema(pattern = "^[^/\\\\]*[^/\\\\\\s][^/\\\\]*$", max_length = 255)]
     pub name: Option<String>,
+    /// The news site or paper (at most 200 characters).
+    #[schema(max_length = 200)]
+    pub outlet: Option<String>,
+    /// The article's address: an absolute http(s) URL.
+    #[schema(pattern = "^https?://[^\\s/]+")]
+    pub url: Option<String>,
+    /// When the article was published: RFC 3339 (`2024-05-01T08:30:00+07:00`) or a date (`2024-05-01`, 00:00 UTC).
+    pub published_at: Option<String>,
     /// Translation search settings.
     #[serde(default)]
     pub translate: SearchSettings,
@@ -275,14 +283,17 @@ pub async fn v1_create_brief(
     if name.contains('/') || name.contains('\\') || name.len() > 255 || name.trim().is_empty() {
         return Err(ApiError::validation("name must be a plain file name of at most 255 bytes"));
     }
+    let meta = ArticleMeta { outlet: request.outlet, url: request.url, published_at: request.published_at }
+        .validate()
+        .map_err(ApiError::validation)?;
     let options = BriefOptions {
         translate: request.translate.over(&state.defaults.translate),
         summary: summary_options(&state, None, &request.summary)?,
     };
     let svc = service(&state)?;
     let deadline = super::deadline(&state);
-    let text = request.text;
-    let (brief, kept) = blocking(move || svc.brief(&name, &text, &options, deadline)).await?;
+    let article = Article { name, text: request.text, meta };
+    let (brief, kept) = blocking(move || svc.brief(&article, &options, deadline)).await?;
     if !kept {
         return Ok((StatusCode::OK, Json(brief)).into_response());
     }

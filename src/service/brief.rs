@@ -54,6 +54,13 @@ pub struct ArticleMeta {
     pub published_at: Option<String>,
 }
 
+impl Article {
+    /// An article with no metadata.
+    pub fn new(name: &str, text: &str) -> Self {
+        Self { name: name.to_string(), text: text.to_string(), meta: ArticleMeta::default() }
+    }
+}
+
 impl ArticleMeta {
     /// Longest outlet name kept.
     pub const MAX_OUTLET_CHARS: usize = 200;
@@ -182,17 +189,15 @@ pub struct Article {
     pub meta: ArticleMeta,
 }
 
-/// Translates the article `text` (named `name`), summarizes the English, and assembles the brief.
+/// Translates `article`, summarizes the English, and assembles the brief.
 pub fn make_brief(
     translator: &dyn Generator,
     summarizer: &dyn Generator,
-    name: &str,
-    text: &str,
+    article: &Article,
     options: &BriefOptions,
     deadline: Option<Instant>,
 ) -> Result<Brief, ServiceError> {
-    let article = Article { name: name.to_string(), text: text.to_string(), meta: ArticleMeta::default() };
-    make_briefs(translator, summarizer, std::slice::from_ref(&article), options, deadline).remove(0)
+    make_briefs(translator, summarizer, std::slice::from_ref(article), options, deadline).remove(0)
 }
 
 /// One article on its way to a brief.

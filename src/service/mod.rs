@@ -19,7 +19,7 @@ use crate::generate::Overrides;
 use crate::store::{Store, StoreError, StoreHealth, StoredBrief};
 use crate::tokenize::segment::Document;
 
-pub use brief::{make_brief, make_briefs, Article, Brief, BriefOptions};
+pub use brief::{make_brief, make_briefs, Article, ArticleMeta, Brief, BriefOptions};
 pub use formats::{translate_formatted, Format};
 pub use generator::{CachedModel, Generated, Generator};
 pub use summary::{summarize, summarize_many, Summary, SummaryOptions};
@@ -245,15 +245,15 @@ impl Service {
         Ok(results)
     }
 
-    /// Makes the brief of `text` and keeps it in the store; the flag says whether it was kept (see [`Self::keep`]).
+    /// Makes the brief of `article` and keeps it in the store; the flag says whether it was kept (see
+    /// [`Self::keep`]).
     pub fn brief(
         &self,
-        name: &str,
-        text: &str,
+        article: &Article,
         options: &BriefOptions,
         deadline: Option<Instant>,
     ) -> Result<(Brief, bool), ServiceError> {
-        let brief = make_brief(self.translator.as_ref(), self.summarizer()?, name, text, options, deadline)?;
+        let brief = make_brief(self.translator.as_ref(), self.summarizer()?, article, options, deadline)?;
         let kept = self.keep(&brief);
         Ok((brief, kept))
     }
