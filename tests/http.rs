@@ -151,6 +151,36 @@ fn native_endpoints_translate_summarize_and_store_briefs() {
     assert_eq!(made["source"]["outlet"], "Antara");
     assert_eq!(made["source"]["url"], "https://www.antaranews.com/berita/1");
     assert_eq!(made["source"]["published_at"], "2024-05-01T08:30:00+07:00");
+    // The brief page shows it, and downloads the brief as Markdown and as text.
+    let id = made["id"].as_str().unwrap();
+    let (status, page) = server.get(&format!("/briefs/{id}"));
+    assert_eq!(status, 200);
+    for needle in [
+        r#"<span id="outlet">Antara</span>"#,
+        r#"<time id="published" datetime="2024-05-01T08:30:00+07:00">2024-05-01 08:30 +07:00</time>"#,
+        // minijinja escapes `/` in attributes too (`&#x2f;`), which browsers read back as `/`.
+        r#"<a id="original-link" href="https:&#x2f;&#x2f;www.antaranews.com&#x2f;berita&#x2f;1" rel="noopener noreferrer nofollow">"#,
+        &format!(r#"<a id="download-md" href="/briefs/{id}.md" download>"#),
+        &format!(r#"<a id="download-txt" href="/briefs/{id}.txt" download>"#),
+    ] {
+        assert!(page.contains(needle), "{needle} not in {page}");
+    }
+    for (ext, mime, start) in [("md", "text/markdown; charset=utf-8", "# "), ("txt", "text/plain; charset=utf-8", "")] {
+        let r = ureq::get(&server.url(&format!("/briefs/{id}.{ext}"))).call().unwrap();
+        assert_eq!(r.content_type(), mime.split(';').next().unwrap());
+        assert_eq!(r.header("content-disposition").unwrap(), format!("attachment; filename=\"brief-{id}.{ext}\""));
+        let body = r.into_string().unwrap();
+        let english = made["headline"]["english"].as_str().unwrap();
+        assert!(
+            body.starts_with(&format!("{start}{}", english.split_whitespace().collect::<Vec<_>>().join(" "))),
+            "{body}"
+        );
+        assert!(
+            body.contains("Antara · published 2024-05-01T08:30:00+07:00 · https://www.antaranews.com/berita/1"),
+            "{body}"
+        );
+    }
+    assert_eq!(server.get("/briefs/0000000000000000.md").0, 404);
 
     let (status, health) = server.get("/health");
     assert_eq!(status, 200);

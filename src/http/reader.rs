@@ -91,7 +91,40 @@ pub async fn index(State(state): State<AppState>) -> Response {
     page(StatusCode::OK, "index.html", context! { briefs => cards })
 }
 
-/// One brief: summary on top, the translation paragraph by paragraph beside the original.
+/// `2024-05-01T08:30:00+07:00` as `2024-05-01 08:30 +07:00`; a bare date (00:00 UTC) as the date alone.
+fn published(at: &str) -> String {
+    match (at.get(..10), at.get(11..16), at.get(19..)) {
+        (Some(date), Some("00:00"), Some("Z")) if at.get(16..19) == Some(":00") => date.to_string(),
+        (Some(date), Some(time), Some("Z")) => format!("{date} {time} UTC"),
+        (Some(date), Some(time), Some(zone)) => format!("{date} {time} {zone}"),
+        _ => at.to_string(),
+    }
+}
+
+/// How the brief page is asked for: the page, or a download.
+enum BriefAs {
+    Page,
+    Markdown,
+    Text,
+}
+
+fn brief_as(id: &str) -> (&str, BriefAs) {
+    if let Some(id) = id.strip_suffix(".md") {
+        (id, BriefAs::Markdown)
+    } else if let Some(id) = id.strip_suffix(".txt") {
+        (id, BriefAs::Text)
+    } else {
+        (id, BriefAs::Page)
+    }
+}
+
+fn download(brief: &crate::service::Brief, body: String, extension: &str, mime: &str) -> Response {
+    let disposition = format!("attachment; filename=\"brief-{}.{extension}\"", brief.id);
+    ([(header::CONTENT_TYPE, mime.to_string()), (header::CONTENT_DISPOSITION, disposition)], body).into_response()
+}
+
+/// One brief: the English first (headline, summary, translation), the Indonesian one click away, what was left
+/// out, and the models; `/briefs/{id}.md` and `/briefs/{id}.txt` download it.
 pub async fn brief(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let Some(svc) = state.service.get().cloned() else {
         return message(
@@ -100,12 +133,20 @@ pub async fn brief(State(state): State<AppState>, Path(id): Path<String>) -> Res
             "The models are still loading; try again in a few seconds.",
         );
     };
-    let lookup = id.clone();
+    let (id, wanted) = brief_as(&id);
+    let (id, lookup) = (id.to_string(), id.to_string());
     match tokio::task::spawn_blocking(move || svc.get_brief(&lookup)).await {
-        Ok(Ok(brief)) => {
-            let made = made(&brief.created_at);
-            page(StatusCode::OK, "brief.html", context! { brief, made })
-        }
+        Ok(Ok(brief)) => match wanted {
+            BriefAs::Markdown => download(&brief, brief.to_markdown(), "md", "text/markdown; charset=utf-8"),
+            BriefAs::Text => download(&brief, brief.to_text(), "txt", "text/plain; charset=utf-8"),
+            BriefAs::Page => {
+                let made = made(&brief.created_at);
+                let published = brief.source.published_at.as_deref().map(published);
+                let rounds = brief.summary_method.chunks_per_round.len();
+                let chunks = brief.summary_method.chunks_per_round.first().copied().unwrap_or(1);
+                page(StatusCode::OK, "brief.html", context! { brief, made, published, chunks, rounds })
+            }
+        },
         Ok(Err(ServiceError::NotFound(_))) => {
             message(StatusCode::NOT_FOUND, "Not found", &format!("There is no brief with id {id}."))
         }
@@ -127,4 +168,18 @@ fn store_unavailable() -> Response {
         "Briefs unavailable",
         "The stored briefs cannot be read right now. Translations and new briefs still work.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publication_times_read_as_people_write_them() {
+        assert_eq!(published("2024-05-01T00:00:00Z"), "2024-05-01");
+        assert_eq!(published("2024-05-01T08:30:00Z"), "2024-05-01 08:30 UTC");
+        assert_eq!(published("2024-05-01T08:30:00+07:00"), "2024-05-01 08:30 +07:00");
+        assert_eq!(published("2024-05-01T00:00:00+07:00"), "2024-05-01 00:00 +07:00");
+        assert_eq!(published("soon"), "soon");
+    }
 }

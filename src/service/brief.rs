@@ -356,6 +356,9 @@ impl Brief {
             one_line(&self.headline.source),
             self.source.name.replace('`', "'")
         ));
+        if let Some(line) = self.provenance() {
+            md.push_str(&format!("{}\n\n", line.replace('*', "\\*")));
+        }
         md.push_str("## Summary\n\n");
         md.push_str(&format!("{}\n\n", self.summary.trim()));
         md.push_str("## Translation\n\n");
@@ -373,6 +376,44 @@ impl Brief {
             self.timings.translate_ms, self.timings.summarize_ms, self.timings.total_ms, self.created_at
         ));
         md
+    }
+
+    /// Outlet, publication time and address, as one line, when any is known.
+    fn provenance(&self) -> Option<String> {
+        let s = &self.source;
+        let parts: Vec<String> =
+            [s.outlet.clone(), s.published_at.as_ref().map(|t| format!("published {t}")), s.url.clone()]
+                .into_iter()
+                .flatten()
+                .map(|p| one_line(&p))
+                .collect();
+        (!parts.is_empty()).then(|| parts.join(" · "))
+    }
+
+    /// The brief as plain text: headline, where it is from, summary, translation, what was left out, models.
+    pub fn to_text(&self) -> String {
+        let mut t = format!("{}\n", one_line(&self.headline.english));
+        t.push_str(&format!("({}; source: {})\n", one_line(&self.headline.source), self.source.name));
+        if let Some(line) = self.provenance() {
+            t.push_str(&format!("{line}\n"));
+        }
+        t.push_str(&format!("\nSUMMARY\n\n{}\n\nTRANSLATION\n\n", self.summary.trim()));
+        for p in &self.paragraphs {
+            t.push_str(&format!("{}\n\n", p.english.trim_end()));
+        }
+        if !self.dropped.is_empty() {
+            t.push_str("LEFT OUT (not part of the article)\n\n");
+            for d in &self.dropped {
+                t.push_str(&format!("line {}: {} [{}]\n", d.line, one_line(&d.text), d.rule));
+            }
+            t.push('\n');
+        }
+        let m = &self.models;
+        t.push_str(&format!(
+            "Machine-made {} by {} @ {} (translation) and {} @ {} (summary).\n",
+            self.created_at, m.translate.id, m.translate.revision, m.summarize.id, m.summarize.revision
+        ));
+        t
     }
 
     /// The brief as pretty-printed JSON (`docs/brief.schema.json`).
