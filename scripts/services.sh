@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The services the tests start on loopback themselves (never a system-wide one): redis-server and nginx, from
-# Debian's packages, installed when missing. Nothing is started here.
+# Debian's packages, installed when missing (with python3-venv, for the scripts' venvs). Nothing is started here.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+# `python3 -m venv` (the scripts' PyPI venvs) needs ensurepip, which Debian ships apart.
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "services.sh: ${missing[*]} missing; install them (apt-get install ${missing[*]}) or run as root" >&2

@@ -272,6 +272,16 @@ pub struct ServeArgs {
     #[arg(long, env = "BRIEF_CORS_ORIGINS", default_value = "*", value_parser = crate::http::CorsOrigins::parse)]
     pub cors_origins: crate::http::CorsOrigins,
 
+    /// Most briefs in the Atom feed (`/feed.atom`), the newest.
+    #[arg(long, env = "BRIEF_FEED_ENTRIES", default_value_t = 50,
+        value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub feed_entries: u16,
+
+    /// The address readers reach this server at (`https://news.example`), for the feed's absolute links. Unset:
+    /// taken from each request (`X-Forwarded-Proto` and `X-Forwarded-Host` when a proxy sets them, else `Host`).
+    #[arg(long, env = "BRIEF_PUBLIC_URL", value_parser = crate::http::feed::PublicUrl::parse)]
+    pub public_url: Option<crate::http::feed::PublicUrl>,
+
     #[command(flatten)]
     pub files: FilesArgs,
 

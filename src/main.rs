@@ -305,6 +305,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         },
         cors: args.cors_origins.clone(),
         files: brief::http::files::FilesConfig { store, max_bytes: args.files.file_max_bytes },
+        feed: brief::http::feed::FeedConfig {
+            entries: args.feed_entries as usize,
+            public_url: args.public_url.clone(),
+        },
     };
     let defaults = brief::http::Defaults { translate: args.search.overrides(), summary: args.summary.options()? };
     let metrics = Arc::new(Metrics::new());

@@ -107,7 +107,7 @@ pub async fn translate_file(
 
 /// `scheme://host` as the client reached this server: the first `X-Forwarded-Proto` and `X-Forwarded-Host` when a
 /// proxy set them, else the `Host` header (or, in HTTP/2, the request's authority).
-fn base_url(headers: &HeaderMap, uri: &Uri) -> String {
+pub(crate) fn base_url(headers: &HeaderMap, uri: &Uri) -> String {
     let first = |name: &str| {
         headers
             .get(name)

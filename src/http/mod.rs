@@ -4,6 +4,7 @@
 pub mod access;
 pub mod error;
 pub mod extract;
+pub mod feed;
 pub mod files;
 pub mod libretranslate;
 pub mod openapi;
@@ -49,6 +50,8 @@ pub struct ServerConfig {
     pub cors: CorsOrigins,
     /// File translation: where translated files are kept, and the largest upload.
     pub files: files::FilesConfig,
+    /// The Atom feed: how many briefs, and the public address its links start with.
+    pub feed: feed::FeedConfig,
 }
 
 /// LibreTranslate's limits on `/translate` (`--char-limit`, `--batch-limit`, `--alternatives-limit`).
@@ -126,6 +129,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(reader::index))
         .route("/briefs/{id}", get(reader::brief))
+        .route("/feed.atom", get(feed::feed))
         .route("/translate", get(reader::translate_page).post(lt::translate))
         .route("/detect", post(lt::detect))
         .route("/languages", get(lt::languages_list).post(lt::languages_list))
