@@ -64,7 +64,7 @@ def main(base):
         author = source.get("outlet") or "brief"
         check(entry.get("author") == author, f"{brief_id}: author {entry.get('author')!r}")
         with_source += bool(url or published)
-    print(f"{len(feed.entries)} entries, {with_source} with the original's address or date")
+    check(with_source >= 1, f"{len(feed.entries)} entries, {with_source} with the original's address or date")
     print(f"feed check: {len(failures)} failed")
     return 1 if failures else 0
 
