@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use super::boilerplate::DroppedLine;
 use super::summary::{summarize_many, SummaryOptions};
 use super::{Generator, ServiceError};
 use crate::engine::ModelInfo;
@@ -106,16 +107,6 @@ fn published(text: &str) -> Result<String, String> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let date = time::Date::parse(text, &format).map_err(|_| bad())?;
     date.midnight().assume_utc().format(&Rfc3339).map_err(|_| bad())
-}
-
-/// A line of the article that was left out before translation, and the rule that matched it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DroppedLine {
-    /// 1-based line number in the source text.
-    pub line: usize,
-    pub text: String,
-    /// The name of the rule that matched.
-    pub rule: String,
 }
 
 /// A text in Indonesian and in English.
