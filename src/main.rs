@@ -146,7 +146,11 @@ fn article(args: ArticleArgs) -> Result<()> {
     let text = read_input(Some(&args.file))?;
     let name =
         args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let options = service::BriefOptions { translate: args.search.overrides(), summary: args.summary.options()? };
+    let options = service::BriefOptions {
+        translate: args.search.overrides(),
+        summary: args.summary.options()?,
+        keep_boilerplate: args.keep_boilerplate,
+    };
     let svc = build_service(
         &args.model,
         Some(&args.summary),
@@ -178,7 +182,11 @@ fn batch(args: BatchArgs) -> Result<()> {
         input: args.dir.clone(),
         out: args.out.clone(),
         group: args.group.max(1),
-        brief: service::BriefOptions { translate: args.search.overrides(), summary: args.summary.options()? },
+        brief: service::BriefOptions {
+            translate: args.search.overrides(),
+            summary: args.summary.options()?,
+            keep_boilerplate: args.keep_boilerplate,
+        },
     };
     let progress = Progress::new();
     let show = |report: &brief::batch::ArticleReport, done, total| progress.show(report, done, total);
@@ -298,7 +306,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         cors: args.cors_origins.clone(),
         files: brief::http::files::FilesConfig { store, max_bytes: args.files.file_max_bytes },
     };
-    let defaults = brief::http::Defaults { translate: args.search.overrides(), summary: args.summary.options()? };
+    let defaults = brief::http::Defaults {
+        translate: args.search.overrides(),
+        summary: args.summary.options()?,
+        keep_boilerplate: args.keep_boilerplate,
+    };
     let metrics = Arc::new(Metrics::new());
     let load_metrics = metrics.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("brief-http").build()?;

@@ -64,6 +64,8 @@ struct BriefRequest<'a> {
     name: &'a str,
     translate: Settings,
     summary: Settings,
+    /// Always sent: the batch's choice, not the server's default, decides.
+    keep_boilerplate: bool,
 }
 
 /// The search settings a request may carry; only those set go, so the server's defaults fill the rest.
@@ -131,6 +133,7 @@ impl Client {
             name,
             translate: Settings::from(&options.translate),
             summary: Settings::from(&options.summary.overrides),
+            keep_boilerplate: options.keep_boilerplate,
         };
         let mut request = self.agent.post(&url);
         if let Some(key) = &self.config.api_key {
