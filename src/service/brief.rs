@@ -201,8 +201,9 @@ struct Draft<'a> {
     english: Vec<Bilingual>,
 }
 
-/// Briefs of several articles: the sentences of all are translated together, then their summaries are made
-/// together, round by round. An article's failure (empty, unreadable by the model) is its own.
+/// Briefs of several articles: each article's boilerplate lines are left out (see [`boilerplate`]; kept with
+/// `keep_boilerplate`), the sentences of all are translated together, then their summaries are made together,
+/// round by round. An article's failure (empty, nothing but boilerplate, unreadable by the model) is its own.
 pub fn make_briefs(
     translator: &dyn Generator,
     summarizer: &dyn Generator,
