@@ -135,6 +135,12 @@ pub struct BatchArgs {
     #[arg(long, env = "BRIEF_BATCH_GROUP", default_value_t = 8)]
     pub group: usize,
 
+    /// Translate and summarize the lines of news pages that are not the article ("Baca juga:" links, video
+    /// prompts, SCROLL TO CONTINUE WITH CONTENT, ad slots, photo captions, share prompts): by default they are
+    /// left out and listed in the brief's `dropped` (README: Boilerplate).
+    #[arg(long, env = "BRIEF_KEEP_BOILERPLATE")]
+    pub keep_boilerplate: bool,
+
     #[command(flatten)]
     pub remote: RemoteArgs,
 
@@ -163,7 +169,8 @@ pub struct RemoteArgs {
     /// URL of a running `brief serve` (or of a load balancer before several), e.g. `http://10.0.0.5:8080`: each
     /// article goes to its POST /v1/briefs and no model is loaded here (the model, runtime, worker and cache
     /// options are then unused; the search options set here are sent, the others are the server's; so is the
-    /// summary chunk size). An article whose brief files are already in --out is not sent again.
+    /// summary chunk size; --keep-boilerplate is sent too). An article whose brief files are already in --out is
+    /// not sent again.
     #[arg(long, env = "BRIEF_SERVER")]
     pub server: Option<String>,
 
@@ -251,6 +258,13 @@ pub struct ServeArgs {
     /// Serve translation only (no summarization model is loaded; /v1/summarize and /v1/briefs answer 503).
     #[arg(long)]
     pub no_summary: bool,
+
+    /// Translate and summarize the lines of news pages that are not the article ("Baca juga:" links, video
+    /// prompts, SCROLL TO CONTINUE WITH CONTENT, ad slots, photo captions, share prompts): by default they are
+    /// left out and listed in the brief's `dropped` (README: Boilerplate). The default of POST /v1/briefs, whose
+    /// `keep_boilerplate` field overrides it.
+    #[arg(long, env = "BRIEF_KEEP_BOILERPLATE")]
+    pub keep_boilerplate: bool,
 
     /// Most characters per text on LibreTranslate's /translate (400 "exceeds text limit" above it, as
     /// LibreTranslate answers; shown to clients by /frontend/settings). Unset: no limit but --max-body-bytes.
@@ -603,6 +617,12 @@ pub struct ArticleArgs {
     /// When the article was published: RFC 3339 or a date (YYYY-MM-DD, 00:00 UTC) (`source.published_at`).
     #[arg(long)]
     pub published_at: Option<String>,
+
+    /// Translate and summarize the lines of news pages that are not the article ("Baca juga:" links, video
+    /// prompts, SCROLL TO CONTINUE WITH CONTENT, ad slots, photo captions, share prompts): by default they are
+    /// left out and listed in the brief's `dropped` (README: Boilerplate).
+    #[arg(long, env = "BRIEF_KEEP_BOILERPLATE")]
+    pub keep_boilerplate: bool,
 
     #[command(flatten)]
     pub model: TranslateModelArgs,

@@ -154,7 +154,11 @@ fn article(args: ArticleArgs) -> Result<()> {
     .validate()
     .map_err(|e| anyhow::anyhow!(e))?;
     let article = service::Article { name, text, meta };
-    let options = service::BriefOptions { translate: args.search.overrides(), summary: args.summary.options()? };
+    let options = service::BriefOptions {
+        translate: args.search.overrides(),
+        summary: args.summary.options()?,
+        keep_boilerplate: args.keep_boilerplate,
+    };
     let svc = build_service(
         &args.model,
         Some(&args.summary),
@@ -186,7 +190,11 @@ fn batch(args: BatchArgs) -> Result<()> {
         input: args.dir.clone(),
         out: args.out.clone(),
         group: args.group.max(1),
-        brief: service::BriefOptions { translate: args.search.overrides(), summary: args.summary.options()? },
+        brief: service::BriefOptions {
+            translate: args.search.overrides(),
+            summary: args.summary.options()?,
+            keep_boilerplate: args.keep_boilerplate,
+        },
     };
     let progress = Progress::new();
     let show = |report: &brief::batch::ArticleReport, done, total| progress.show(report, done, total);
@@ -310,7 +318,11 @@ fn serve(args: ServeArgs) -> Result<()> {
             public_url: args.public_url.clone(),
         },
     };
-    let defaults = brief::http::Defaults { translate: args.search.overrides(), summary: args.summary.options()? };
+    let defaults = brief::http::Defaults {
+        translate: args.search.overrides(),
+        summary: args.summary.options()?,
+        keep_boilerplate: args.keep_boilerplate,
+    };
     let metrics = Arc::new(Metrics::new());
     let load_metrics = metrics.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("brief-http").build()?;

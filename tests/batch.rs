@@ -72,6 +72,7 @@ fn options(input: &Path, out: &Path) -> BatchOptions {
                 },
                 chunk_tokens: 512,
             },
+            keep_boilerplate: false,
         },
     }
 }

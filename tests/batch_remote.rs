@@ -24,6 +24,7 @@ fn batch<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
         .env("HF_HUB_OFFLINE", "1")
         .env_remove("BRIEF_API_KEY")
         .env_remove("BRIEF_SERVER")
+        .env_remove("BRIEF_KEEP_BOILERPLATE")
         .output()
         .unwrap()
 }
@@ -328,4 +329,23 @@ fn an_unreachable_server_fails_the_batch_after_the_retries_and_writes_nothing() 
 
     let bad = batch(&["/tmp", "--server", "localhost:8080"]);
     assert_eq!(text(&bad.stderr), "error: --server must be an http:// or https:// URL, not \"localhost:8080\"\n");
+}
+
+#[test]
+fn the_keep_boilerplate_choice_goes_to_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("articles");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("ok-a.txt"), "Judul\nBaca juga: Harga cabai\nIsi berita.\n").unwrap();
+    let (url, asked) = fake_server();
+    for (out, flag, keep) in [("out1", None, false), ("out2", Some("--keep-boilerplate"), true)] {
+        let out = tmp.path().join(out);
+        let mut args = vec![input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--server", &url];
+        args.extend(flag);
+        let run = batch(&args);
+        assert!(run.status.success(), "{}{}", text(&run.stdout), text(&run.stderr));
+        let body = asked.lock().unwrap().last().unwrap().2.clone();
+        assert_eq!(body["keep_boilerplate"], keep, "{body}");
+    }
+    assert_eq!(asked.lock().unwrap().len(), 2);
 }

@@ -192,6 +192,14 @@ fn article_json_follows_the_schema_and_markdown_has_the_sections() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     common::assert_valid_brief_json(&json);
     assert_eq!(json["source"]["name"], "003_b27938b8af6da2e0.txt");
+    let rules: Vec<&str> = json["dropped"].as_array().unwrap().iter().map(|d| d["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules, ["advertisement", "bare-label", "comment-count"]);
+
+    args.insert(1, "--keep-boilerplate");
+    let out = brief(&args, b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let kept: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((kept["dropped"].clone(), kept["source"]["paragraphs"].clone()), (serde_json::json!([]), 17.into()));
     assert_eq!(
         (&json["source"]["outlet"], &json["source"]["published_at"]),
         (&"Tempo".into(), &"2024-05-01T00:00:00Z".into())
@@ -211,6 +219,19 @@ fn article_json_follows_the_schema_and_markdown_has_the_sections() {
         md.starts_with("# ") && md.contains("## Summary") && md.contains("## Translation") && md.contains("Models: "),
         "{md}"
     );
+    assert!(
+        md.contains("## Left out\n\n- line 15 (advertisement): [iklan_2]\n- line 16 (bare-label): Sumber\n"),
+        "{md}"
+    );
+}
+
+#[test]
+fn keep_boilerplate_is_documented_on_article_batch_and_serve() {
+    for command in ["article", "batch", "serve"] {
+        let out = brief(&[command, "--help"], b"");
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.contains("--keep-boilerplate") && help.contains("BRIEF_KEEP_BOILERPLATE"), "{command}: {help}");
+    }
 }
 
 #[test]

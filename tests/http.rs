@@ -131,6 +131,7 @@ fn native_endpoints_translate_summarize_and_store_briefs() {
     let location = created.header("location").unwrap().to_string();
     let brief: Value = created.into_json().unwrap();
     common::assert_valid_brief_json(&brief);
+    assert_eq!(brief["dropped"].as_array().unwrap().len(), 3, "boilerplate is left out by default: {brief}");
     assert_eq!(location, format!("/v1/briefs/{}", brief["id"].as_str().unwrap()));
     let (status, stored) = server.get(&location);
     assert_eq!(status, 200);
@@ -281,6 +282,37 @@ fn client_mistakes_get_4xx_json_errors() {
     assert_eq!((status, body.contains("method_not_allowed")), (405, true));
     // Nothing above was the server's fault.
     assert_eq!(server.metric("brief_http_requests_total{route=\"/translate\",status=\"500\"}"), 0.0);
+}
+
+#[test]
+fn keep_boilerplate_in_a_brief_request_overrides_the_servers_default() {
+    let (server, _cache) = start(&["--keep-boilerplate"]);
+    let article = std::fs::read_to_string(common::shared().join("seeds").join("004_86ab6c33f251c52c.txt")).unwrap();
+    let dropped = |body: &Value| body["dropped"].as_array().map(|d| d.iter().map(|d| d["line"].clone()).collect());
+    let translate = json!({"num_beams": 1, "max_new_tokens": 4});
+    for (keep, status, lines) in [
+        (None, 201, Some(vec![])),
+        (Some(json!(true)), 201, Some(vec![])),
+        (Some(json!(false)), 201, Some(vec![json!(2), json!(8), json!(14)])),
+        (Some(json!("yes")), 422, None),
+        (Some(json!(null)), 201, Some(vec![])),
+    ] {
+        let mut request = json!({"text": article, "name": "004.txt", "translate": translate});
+        if let Some(keep) = &keep {
+            request["keep_boilerplate"] = keep.clone();
+        }
+        let (got, body) = server.post_json("/v1/briefs", &request);
+        assert_eq!((got, dropped(&body)), (status, lines), "keep_boilerplate {keep:?}: {body}");
+        if status == 422 {
+            assert_eq!(error_type(&body), "validation_error");
+        }
+    }
+    let only = "SCROLL TO CONTINUE WITH CONTENT\nBaca juga: Harga cabai naik\n";
+    let (got, body) = server.post_json("/v1/briefs", &json!({"text": only, "keep_boilerplate": false}));
+    assert_eq!((got, error_type(&body)), (422, "validation_error"), "{body}");
+    assert!(body["error"].as_str().unwrap().contains("nothing but boilerplate"), "{body}");
+    let (got, body) = server.post_json("/v1/briefs", &json!({"text": only, "translate": translate}));
+    assert_eq!((got, body["headline"]["source"].as_str()), (201, Some("SCROLL TO CONTINUE WITH CONTENT")), "{body}");
 }
 
 #[test]

@@ -70,6 +70,8 @@ struct BriefRequest<'a> {
     published_at: Option<&'a str>,
     translate: Settings,
     summary: Settings,
+    /// Always sent: the batch's choice, not the server's default, decides.
+    keep_boilerplate: bool,
 }
 
 /// The search settings a request may carry; only those set go, so the server's defaults fill the rest.
@@ -142,6 +144,7 @@ impl Client {
             published_at: meta.published_at.as_deref(),
             translate: Settings::from(&options.translate),
             summary: Settings::from(&options.summary.overrides),
+            keep_boilerplate: options.keep_boilerplate,
         };
         let mut request = self.agent.post(&url);
         if let Some(key) = &self.config.api_key {

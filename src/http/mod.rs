@@ -110,6 +110,8 @@ impl CorsOrigins {
 pub struct Defaults {
     pub translate: Overrides,
     pub summary: SummaryOptions,
+    /// Whether POST /v1/briefs keeps boilerplate lines when the request does not say (`--keep-boilerplate`).
+    pub keep_boilerplate: bool,
 }
 
 /// What every handler sees. The service is set once the models are loaded.

@@ -245,6 +245,9 @@ pub struct V1BriefRequest {
     /// Summary search settings.
     #[serde(default)]
     pub summary: SearchSettings,
+    /// Translate and summarize boilerplate lines ("Baca juga:" links, video prompts, photo captions...) instead
+    /// of leaving them out and listing them in `dropped`; default: the server's `--keep-boilerplate` (false).
+    pub keep_boilerplate: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -289,6 +292,7 @@ pub async fn v1_create_brief(
     let options = BriefOptions {
         translate: request.translate.over(&state.defaults.translate),
         summary: summary_options(&state, None, &request.summary)?,
+        keep_boilerplate: request.keep_boilerplate.unwrap_or(state.defaults.keep_boilerplate),
     };
     let svc = service(&state)?;
     let deadline = super::deadline(&state);

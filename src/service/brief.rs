@@ -6,6 +6,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::boilerplate;
+pub use super::boilerplate::DroppedLine;
 use super::summary::{summarize_many, SummaryOptions};
 use super::{Generator, ServiceError};
 use crate::engine::ModelInfo;
@@ -20,6 +22,9 @@ pub const SCHEMA: &str = "brief/1";
 pub struct BriefOptions {
     pub translate: Overrides,
     pub summary: SummaryOptions,
+    /// Translate and summarize boilerplate lines too (default false: they are left out and listed in
+    /// [`Brief::dropped`]; see [`super::boilerplate`]).
+    pub keep_boilerplate: bool,
 }
 
 /// The source article a brief was made from.
@@ -30,7 +35,8 @@ pub struct SourceInfo {
     pub sha256: String,
     pub bytes: usize,
     pub words: usize,
-    /// Non-blank lines, the headline included.
+    /// Non-blank lines the brief was made of, the headline included: the lines in [`Brief::dropped`] are not
+    /// counted (`bytes`, `words` and `sha256` are those of the whole text as given).
     pub paragraphs: usize,
     /// The news site or paper, as the client or the batch file gave it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,16 +121,6 @@ fn published(text: &str) -> Result<String, String> {
     date.midnight().assume_utc().format(&Rfc3339).map_err(|_| bad())
 }
 
-/// A line of the article that was left out before translation, and the rule that matched it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DroppedLine {
-    /// 1-based line number in the source text.
-    pub line: usize,
-    pub text: String,
-    /// The name of the rule that matched.
-    pub rule: String,
-}
-
 /// A text in Indonesian and in English.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bilingual {
@@ -160,11 +156,12 @@ pub struct Brief {
     /// The first 16 hex digits of the source's SHA-256: the same article always has the same id.
     pub id: String,
     pub source: SourceInfo,
-    /// The first non-blank line of the article.
+    /// The first non-blank line of the article that is not boilerplate.
     pub headline: Bilingual,
     /// English summary of the English translation.
     pub summary: String,
-    /// The article after the headline, one entry per source paragraph (non-blank line), in order.
+    /// The article after the headline, one entry per source paragraph (non-blank line not in `dropped`), in
+    /// order.
     pub paragraphs: Vec<Bilingual>,
     pub models: Models,
     pub summary_method: SummaryMethod,
@@ -205,11 +202,13 @@ struct Draft<'a> {
     article: &'a Article,
     /// (Markdown prefix, sentences) of each paragraph.
     paragraphs: Vec<(String, Vec<String>)>,
+    dropped: Vec<DroppedLine>,
     english: Vec<Bilingual>,
 }
 
-/// Briefs of several articles: the sentences of all are translated together, then their summaries are made
-/// together, round by round. An article's failure (empty, unreadable by the model) is its own.
+/// Briefs of several articles: each article's boilerplate lines are left out (see [`boilerplate`]; kept with
+/// `keep_boilerplate`), the sentences of all are translated together, then their summaries are made together,
+/// round by round. An article's failure (empty, nothing but boilerplate, unreadable by the model) is its own.
 pub fn make_briefs(
     translator: &dyn Generator,
     summarizer: &dyn Generator,
@@ -221,7 +220,12 @@ pub fn make_briefs(
     let mut results: Vec<Option<Result<Brief, ServiceError>>> = articles.iter().map(|_| None).collect();
     let mut drafts: Vec<(usize, Draft<'_>)> = Vec::new();
     for (i, article) in articles.iter().enumerate() {
-        let doc = Document::parse(&article.text);
+        let split = if options.keep_boilerplate {
+            boilerplate::Split { kept: article.text.clone(), dropped: Vec::new() }
+        } else {
+            boilerplate::split(&article.text)
+        };
+        let doc = Document::parse(&split.kept);
         let paragraphs: Vec<(String, Vec<String>)> = doc
             .lines
             .into_iter()
@@ -230,10 +234,16 @@ pub fn make_briefs(
                 Line::Blank(_) => None,
             })
             .collect();
-        if paragraphs.is_empty() {
+        if paragraphs.is_empty() && !split.dropped.is_empty() {
+            results[i] = Some(Err(ServiceError::Input(format!(
+                "{}: the article is nothing but boilerplate ({} lines left out; keep_boilerplate keeps them)",
+                article.name,
+                split.dropped.len()
+            ))));
+        } else if paragraphs.is_empty() {
             results[i] = Some(Err(ServiceError::Input(format!("{}: the article is empty", article.name))));
         } else {
-            drafts.push((i, Draft { article, paragraphs, english: Vec::new() }));
+            drafts.push((i, Draft { article, paragraphs, dropped: split.dropped, english: Vec::new() }));
         }
     }
 
@@ -331,7 +341,7 @@ pub fn make_briefs(
                 summary_method: SummaryMethod { chunks_per_round: summary.rounds.iter().map(Vec::len).collect() },
                 timings: Timings { translate_ms, summarize_ms, total_ms },
                 created_at: now_rfc3339(),
-                dropped: Vec::new(),
+                dropped: draft.dropped,
             }
         }));
     }
@@ -364,6 +374,13 @@ impl Brief {
         md.push_str("## Translation\n\n");
         for p in &self.paragraphs {
             md.push_str(&format!("{}\n\n", p.english.trim_end()));
+        }
+        if !self.dropped.is_empty() {
+            md.push_str("## Left out\n\n");
+            for d in &self.dropped {
+                md.push_str(&format!("- line {} ({}): {}\n", d.line, d.rule, one_line(&d.text)));
+            }
+            md.push('\n');
         }
         md.push_str("---\n\n");
         let m = &self.models;

@@ -3,6 +3,7 @@
 //! job and the HTTP API; every model call goes cache → model → cache.
 
 pub mod align;
+pub mod boilerplate;
 pub mod brief;
 pub mod files;
 pub mod formats;
