@@ -297,6 +297,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         },
         cors: args.cors_origins.clone(),
         files: brief::http::files::FilesConfig { store, max_bytes: args.files.file_max_bytes },
+        reader_page_size: args.reader_page_size as usize,
     };
     let defaults = brief::http::Defaults { translate: args.search.overrides(), summary: args.summary.options()? };
     let metrics = Arc::new(Metrics::new());

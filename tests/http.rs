@@ -436,6 +436,7 @@ fn health_is_503_until_the_models_are_loaded() {
                 store: Arc::new(brief::service::files::FileStore::open(files.path(), Duration::from_secs(60)).unwrap()),
                 max_bytes: 1 << 20,
             },
+            reader_page_size: 20,
         }),
         defaults: Arc::new(brief::http::Defaults::default()),
     };

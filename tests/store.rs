@@ -57,6 +57,7 @@ fn brief(id: &str, day: u32) -> StoredBrief {
         summary: "Rice prices rose.".into(),
         created_at: format!("2026-01-{day:02}T08:00:00Z"),
         json: format!("{{\"id\":\"{id}\"}}"),
+        ..StoredBrief::default()
     }
 }
 

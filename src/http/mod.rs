@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod libretranslate;
+pub mod listing;
 pub mod openapi;
 pub mod ops;
 pub mod reader;
@@ -49,6 +50,8 @@ pub struct ServerConfig {
     pub cors: CorsOrigins,
     /// File translation: where translated files are kept, and the largest upload.
     pub files: files::FilesConfig,
+    /// Briefs per page of the reader's list (`GET /`).
+    pub reader_page_size: usize,
 }
 
 /// LibreTranslate's limits on `/translate` (`--char-limit`, `--batch-limit`, `--alternatives-limit`).
