@@ -1148,6 +1148,82 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_store_is_migrated_keeping_and_indexing_every_brief() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = raw(dir.path());
+        // The tables of schema 2, as brief wrote them before the reader was paged.
+        db.execute_batch(
+            "CREATE TABLE entries (key BLOB PRIMARY KEY, task TEXT NOT NULL, model TEXT NOT NULL, params TEXT NOT NULL,
+                 input TEXT NOT NULL, output TEXT NOT NULL, bytes INTEGER NOT NULL, created INTEGER NOT NULL,
+                 last_used INTEGER NOT NULL, checksum BLOB) WITHOUT ROWID;
+             CREATE INDEX entries_last_used ON entries(last_used);
+             CREATE TABLE briefs (id TEXT PRIMARY KEY, name TEXT NOT NULL, headline TEXT NOT NULL,
+                 summary TEXT NOT NULL, created_at TEXT NOT NULL, json TEXT NOT NULL, checksum BLOB);
+             CREATE INDEX briefs_created ON briefs(created_at);
+             CREATE TABLE totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
+             INSERT INTO totals VALUES (0, 0);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        let json = |outlet: &str, published: &str, english: &str| {
+            serde_json::json!({
+                "headline": {"source": "Judul", "english": "A headline"},
+                "summary": "A summary.",
+                "source": {"name": "a.txt", "outlet": outlet, "published_at": published},
+                "paragraphs": [{"source": "Satu.", "english": "One."}, {"source": "Dua.", "english": english}],
+            })
+            .to_string()
+        };
+        let old = [
+            ("a", "2026-01-05T00:00:00Z", json("Kompas", "2024-05-01T08:00:00+07:00", "The dam in Subang opened.")),
+            ("b", "2026-01-04T00:00:00Z", "{}".to_string()),
+        ];
+        for (id, at, json) in &old {
+            let b = StoredBrief {
+                id: id.to_string(),
+                name: format!("{id}.txt"),
+                headline: "A headline".into(),
+                summary: "A summary.".into(),
+                created_at: at.to_string(),
+                json: json.clone(),
+                ..StoredBrief::default()
+            };
+            db.execute(
+                "INSERT INTO briefs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![b.id, b.name, b.headline, b.summary, b.created_at, b.json, &brief_checksum(&b)[..]],
+            )
+            .unwrap();
+        }
+        drop(db);
+        let cache = open(dir.path(), 1 << 20, Verify::Quick).unwrap();
+        let version: i64 = raw(dir.path()).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // Kept (checksums still good), and listed by publication time: a (2024) after b (made 2026).
+        assert_eq!(all_briefs(&cache).unwrap().iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        let a = cache.brief("a").unwrap().unwrap();
+        assert_eq!((a.outlet.as_deref(), a.translation.as_str()), (Some("Kompas"), "One.\nThe dam in Subang opened."));
+        let ids = |q: BriefQuery| -> Vec<String> {
+            cache.find(&BriefQuery { limit: 10, ..q }).unwrap().briefs.into_iter().map(|b| b.id).collect()
+        };
+        assert_eq!(ids(BriefQuery { text: Some("subang".into()), ..Default::default() }), ["a"]);
+        assert_eq!(ids(BriefQuery { outlet: Some("Kompas".into()), ..Default::default() }), ["a"]);
+        let may = time::macros::date!(2024 - 05 - 01);
+        assert_eq!(ids(BriefQuery { from: Some(may), to: Some(may), ..Default::default() }), ["a"]);
+        assert_eq!(cache.outlets().unwrap(), ["Kompas"]);
+        assert!(cache.check().unwrap().is_sound());
+        // The index follows deletes (a repair) and clears.
+        let report = CheckReport { damaged_briefs: vec!["a".into()], ..CheckReport::default() };
+        cache.drop_damaged(&report).unwrap();
+        assert!(ids(BriefQuery { text: Some("subang".into()), ..Default::default() }).is_empty());
+        cache.clear(true).unwrap();
+        assert!(all_briefs(&cache).unwrap().is_empty());
+        let fts: i64 = raw(dir.path())
+            .query_row("SELECT COUNT(*) FROM briefs_fts WHERE briefs_fts MATCH 'headline'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fts, 0);
+    }
+
+    #[test]
     fn a_store_without_checksums_is_migrated_and_keeps_its_contents() {
         let dir = tempfile::tempdir().unwrap();
         let db = raw(dir.path());
