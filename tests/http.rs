@@ -594,6 +594,14 @@ fn the_openapi_document_matches_the_server() {
     assert_eq!(documented("post", "/detect"), ["400", "403", "413", "422", "429"]);
     assert_eq!(documented("post", "/suggest"), ["403"]);
     assert_eq!(documented("get", "/v1/briefs/{id}"), ["403", "404", "429", "503"]);
+    assert_eq!(documented("get", "/v1/briefs"), ["400", "403", "429", "503"]);
+    let params: Vec<&str> = paths["/v1/briefs"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, ["offset", "limit", "page", "q", "outlet", "from", "to"]);
     assert_eq!(documented("post", "/translate_file"), ["400", "403", "413", "429", "503", "504"]);
     assert_eq!(documented("get", "/download_file/{name}"), ["400", "404"]);
     assert_eq!(documented("get", "/frontend/settings"), Vec::<String>::new());
