@@ -541,17 +541,23 @@ impl SqliteStore {
                     .push(format!("rowid IN (SELECT rowid FROM briefs_fts WHERE briefs_fts MATCH ?{})", args.len()));
             }
             let filter = format!("WHERE {}", conditions.join(" AND "));
+            // A search walks the list index (which holds the listing time, id and outlet) and looks each entry up
+            // in the matches: left to itself, SQLite reads every matching row (JSON and all) to filter and sort.
+            let from_list = if terms.is_some() { "briefs INDEXED BY briefs_listed" } else { "briefs" };
             let total: i64 = self
                 .lock()
                 .conn
-                .prepare_cached(&format!("SELECT COUNT(*) FROM briefs {filter}"))
+                .prepare_cached(&format!("SELECT COUNT(*) FROM {from_list} {filter}"))
                 .and_then(|mut s| s.query_row(rusqlite::params_from_iter(&args), |r| r.get(0)))
                 .map_err(self.err())?;
             let limit = query.limit.min(i64::MAX as u64);
-            let clause = format!(
-                "{filter} ORDER BY listed_ms DESC, id DESC LIMIT {limit} OFFSET {}",
-                query.offset.min(i64::MAX as u64)
-            );
+            let order = "ORDER BY listed_ms DESC, id DESC";
+            let page = format!("{order} LIMIT {limit} OFFSET {}", query.offset.min(i64::MAX as u64));
+            let clause = if terms.is_some() {
+                format!("WHERE rowid IN (SELECT rowid FROM {from_list} {filter} {page}) {order}")
+            } else {
+                format!("{filter} {page}")
+            };
             let briefs = if limit == 0 { Vec::new() } else { self.read_briefs(&clause, &args)? };
             Ok(BriefPage { briefs, total: total.max(0) as u64, partial: false })
         })();
@@ -780,7 +786,7 @@ fn index_briefs(conn: &Connection) -> rusqlite::Result<()> {
     }
     conn.execute_batch(
         "DROP INDEX IF EXISTS briefs_created;
-         CREATE INDEX IF NOT EXISTS briefs_listed ON briefs(listed_ms DESC, id DESC);
+         CREATE INDEX IF NOT EXISTS briefs_listed ON briefs(listed_ms DESC, id DESC, outlet);
          CREATE INDEX IF NOT EXISTS briefs_outlet_listed ON briefs(outlet, listed_ms DESC, id DESC);
          CREATE VIRTUAL TABLE IF NOT EXISTS briefs_fts USING fts5(headline, summary, translation,
              content = 'briefs', content_rowid = 'rowid', tokenize = 'unicode61 remove_diacritics 2');
