@@ -267,7 +267,7 @@ pub struct BriefList {
 
 /// Which briefs to list, newest first (by publication time, else creation time; ties by id). Either a page
 /// (`page`, of `limit` briefs, default the reader's page size) or `offset`/`limit` (default: all from 0).
-/// Malformed values get 400.
+/// Malformed values get 400. (This type documents them; [`ListParams`] reads them, with the reader's rules.)
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BriefListQuery {
