@@ -296,6 +296,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BRIEF_PUBLIC_URL", value_parser = crate::http::feed::PublicUrl::parse)]
     pub public_url: Option<crate::http::feed::PublicUrl>,
 
+    /// Briefs per page of the reader's list at / (1 to 200); the list's links page through the rest.
+    #[arg(long, env = "BRIEF_READER_PAGE_SIZE", default_value_t = 20,
+        value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub reader_page_size: u16,
+
     #[command(flatten)]
     pub files: FilesArgs,
 

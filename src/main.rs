@@ -313,6 +313,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         },
         cors: args.cors_origins.clone(),
         files: brief::http::files::FilesConfig { store, max_bytes: args.files.file_max_bytes },
+        reader_page_size: args.reader_page_size as usize,
         feed: brief::http::feed::FeedConfig {
             entries: args.feed_entries as usize,
             public_url: args.public_url.clone(),

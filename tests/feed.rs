@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use atom_syndication::{Feed, FixedDateTime, Link};
-use brief::store::{Store, StoreConfig, StoreUrl, StoredBrief, Verify, FILE_NAME};
+use brief::store::{Store, StoreConfig, StoreUrl, Verify, FILE_NAME};
 use common::server::{base_args, Server};
 use serde_json::{json, Value};
 
@@ -53,7 +53,7 @@ fn make_brief(server: &Server, text: &str) -> Value {
     body
 }
 
-/// Stores `brief` as the server would (the API cannot set an article's outlet, address and date yet).
+/// Stores `brief` as the server would, with a creation time the test chooses.
 fn store(cache: &std::path::Path, brief: &Value) {
     let store = Store::open(&StoreConfig {
         url: StoreUrl::Sqlite(cache.join(FILE_NAME)),
@@ -63,17 +63,8 @@ fn store(cache: &std::path::Path, brief: &Value) {
         text_ttl: Duration::from_secs(60),
     })
     .unwrap();
-    let field = |path: &str| brief.pointer(path).and_then(Value::as_str).unwrap().to_string();
-    store
-        .put_brief(&StoredBrief {
-            id: field("/id"),
-            name: field("/source/name"),
-            headline: field("/headline/english"),
-            summary: field("/summary"),
-            created_at: field("/created_at"),
-            json: brief.to_string(),
-        })
-        .unwrap();
+    let brief: brief::service::Brief = serde_json::from_value(brief.clone()).unwrap();
+    store.put_brief(&brief::service::stored(&brief)).unwrap();
 }
 
 #[test]
@@ -102,7 +93,8 @@ fn feed_entries_carry_the_briefs_fields_links_and_dates() {
     known["created_at"] = json!("2030-01-02T03:04:05Z");
     known["source"]["outlet"] = json!("Kompas");
     known["source"]["url"] = json!("https://www.kompas.example/read/2026/11/23/beras");
-    known["source"]["published_at"] = json!("2026-11-23T08:30:00+07:00");
+    // Listed by publication time (then creation time), so this one comes first.
+    known["source"]["published_at"] = json!("2030-01-02T08:30:00+07:00");
     store(cache.path(), &known);
 
     let (_, response) = get(&server, &[]);
@@ -123,7 +115,7 @@ fn feed_entries_carry_the_briefs_fields_links_and_dates() {
             ("related".into(), "https://www.kompas.example/read/2026/11/23/beras".into())
         ]
     );
-    assert_eq!(first.published, Some(time("2026-11-23T08:30:00+07:00")));
+    assert_eq!(first.published, Some(time("2030-01-02T08:30:00+07:00")));
     assert_eq!(first.updated, time("2030-01-02T03:04:05Z"));
     assert_eq!(first.authors.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["Kompas"]);
 

@@ -513,6 +513,7 @@ fn health_is_503_until_the_models_are_loaded() {
                 max_bytes: 1 << 20,
             },
             feed: Default::default(),
+            reader_page_size: 20,
         }),
         defaults: Arc::new(brief::http::Defaults::default()),
     };
@@ -670,6 +671,14 @@ fn the_openapi_document_matches_the_server() {
     assert_eq!(documented("post", "/detect"), ["400", "403", "413", "422", "429"]);
     assert_eq!(documented("post", "/suggest"), ["403"]);
     assert_eq!(documented("get", "/v1/briefs/{id}"), ["403", "404", "429", "503"]);
+    assert_eq!(documented("get", "/v1/briefs"), ["400", "403", "429", "503"]);
+    let params: Vec<&str> = paths["/v1/briefs"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, ["offset", "limit", "page", "q", "outlet", "from", "to"]);
     assert_eq!(documented("post", "/translate_file"), ["400", "403", "413", "429", "503", "504"]);
     assert_eq!(documented("get", "/download_file/{name}"), ["400", "404"]);
     assert_eq!(documented("get", "/frontend/settings"), Vec::<String>::new());

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brief::store::{
-    CacheKey, Entry, KeyParts, Lookup, Store, StoreConfig, StoreUrl, StoredBrief, Take, Verify, FILE_NAME,
+    BriefQuery, CacheKey, Entry, KeyParts, Lookup, Store, StoreConfig, StoreUrl, StoredBrief, Take, Verify, FILE_NAME,
 };
 
 mod common;
@@ -57,6 +57,7 @@ fn brief(id: &str, day: u32) -> StoredBrief {
         summary: "Rice prices rose.".into(),
         created_at: format!("2026-01-{day:02}T08:00:00Z"),
         json: format!("{{\"id\":\"{id}\"}}"),
+        ..StoredBrief::default()
     }
 }
 
@@ -148,6 +149,138 @@ fn buckets_are_atomic_under_concurrency(b: Backend) {
     assert!(b.store.take("k2", &takes).unwrap()[0].is_zero());
 }
 
+/// The ids `query` finds, and the total.
+fn found(s: &Store, query: &BriefQuery) -> (Vec<String>, u64) {
+    let page = s.find(query).unwrap();
+    (page.briefs.into_iter().map(|b| b.id).collect(), page.total)
+}
+
+fn all(q: BriefQuery) -> BriefQuery {
+    BriefQuery { limit: u64::MAX, ..q }
+}
+
+fn day(text: &str) -> time::Date {
+    time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).unwrap()
+}
+
+fn pages_never_repeat_or_skip(b: Backend) {
+    let s = &b.store;
+    // Five briefs a day over five days: ties in listing time are broken by id, descending.
+    for i in 0..25u32 {
+        s.put_brief(&brief(&format!("b{i:02}"), i % 5 + 1)).unwrap();
+    }
+    // Published later than it was made: listed by its publication time (03:00 UTC on 1 February).
+    let late = StoredBrief { published_at: Some("2026-02-01T10:00:00+07:00".into()), ..brief("a-late", 1) };
+    s.put_brief(&late).unwrap();
+    let mut expected: Vec<(u32, String)> = (0..25u32).map(|i| (i % 5 + 1, format!("b{i:02}"))).collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<String> =
+        std::iter::once("a-late".to_string()).chain(expected.into_iter().map(|(_, id)| id)).collect();
+    assert_eq!(expected[..7], ["a-late", "b24", "b19", "b14", "b09", "b04", "b23"]);
+    let mut paged = Vec::new();
+    for page in 0..7 {
+        let (ids, total) = found(s, &BriefQuery::page(page * 4, 4));
+        assert_eq!(total, 26);
+        assert_eq!(ids.len(), if page < 6 { 4 } else { 2 }, "page {page}");
+        paged.extend(ids);
+    }
+    assert_eq!(paged, expected, "the pages together are the whole list, in order");
+    assert_eq!(found(s, &BriefQuery::page(26, 4)), (vec![], 26));
+}
+
+/// Briefs with English text to search: only `translation` holds the words searched for.
+fn searchable(id: &str, day: u32, translation: &str) -> StoredBrief {
+    StoredBrief {
+        headline: "Prices move".into(),
+        summary: "Markets changed.".into(),
+        translation: translation.into(),
+        json: format!("{{\"id\":\"{id}\",\"headline\":{{\"source\":\"Harga bergerak\"}}}}"),
+        ..brief(id, day)
+    }
+}
+
+fn search_finds_words_of_the_english_text(b: Backend) {
+    let s = &b.store;
+    s.put_brief(&searchable("dam", 1, "The president opened a new dam in Subang.\nFarmers welcomed it.")).unwrap();
+    s.put_brief(&searchable("rice", 2, "Rice prices rose in Jakarta.\nTraders blamed the weather.")).unwrap();
+    s.put_brief(&searchable("both", 3, "Rice farmers near the dam had a good harvest.")).unwrap();
+    let q = |text: &str| all(BriefQuery { text: Some(text.into()), ..Default::default() });
+    assert_eq!(found(s, &q("subang")), (vec!["dam".to_string()], 1), "a word of the translation only");
+    assert_eq!(found(s, &q("SUBANG,  dam!")), (vec!["dam".to_string()], 1), "all words, any case");
+    assert_eq!(found(s, &q("dam")), (vec!["both".to_string(), "dam".to_string()], 2), "newest first");
+    assert_eq!(found(s, &q("markets")).1, 3, "the summary is searched");
+    assert_eq!(found(s, &q("prices move")).1, 3, "and the headline");
+    assert_eq!(found(s, &q("zebra")), (vec![], 0));
+    assert_eq!(found(s, &q("harga")), (vec![], 0), "the Indonesian is not searched");
+    assert_eq!(found(s, &q("subang zebra")), (vec![], 0));
+    for hostile in
+        ["\"", "AND", "*", "-", "rice OR", "NEAR(rice dam)", "dam*", "'", "\\", ")(", "^rice", "-rice", "a:b"]
+    {
+        let page = s.find(&q(hostile));
+        assert!(page.is_ok(), "{hostile:?}: {page:?}");
+    }
+    assert_eq!(found(s, &q("\"")), (vec![], 0), "no words: nothing found");
+    assert_eq!(found(s, &q("-rice")).1, 2, "a minus is no operator");
+    assert_eq!(found(s, &q("dam*")).1, 2, "nor is a star");
+    // With paging and filters.
+    let page = BriefQuery { text: Some("rice".into()), offset: 1, limit: 1, ..Default::default() };
+    assert_eq!(found(s, &page), (vec!["rice".to_string()], 2));
+    let newer = all(BriefQuery { text: Some("dam".into()), from: Some(day("2026-01-02")), ..Default::default() });
+    assert_eq!(found(s, &newer), (vec!["both".to_string()], 1));
+    // A replaced brief is found by its new words only.
+    s.put_brief(&searchable("dam", 1, "The president opened a new bridge.")).unwrap();
+    assert_eq!(found(s, &q("subang")), (vec![], 0));
+    assert_eq!(found(s, &q("bridge")), (vec!["dam".to_string()], 1));
+}
+
+fn filters_by_outlet_and_date(b: Backend) {
+    let s = &b.store;
+    let at = |id: &str, outlet: Option<&str>, published: Option<&str>| StoredBrief {
+        outlet: outlet.map(str::to_string),
+        published_at: published.map(str::to_string),
+        ..brief(id, 20)
+    };
+    s.put_brief(&at("k1", Some("Kompas"), Some("2024-05-01T08:00:00+07:00"))).unwrap();
+    // 01:30 UTC on 2 May: a day later than its local date.
+    s.put_brief(&at("k2", Some("Kompas"), Some("2024-05-01T23:30:00-02:00"))).unwrap();
+    s.put_brief(&at("t1", Some("Tempo"), Some("2024-05-03T00:00:00Z"))).unwrap();
+    s.put_brief(&at("none", None, None)).unwrap(); // made 2026-01-20
+    assert_eq!(s.outlets().unwrap(), ["Kompas", "Tempo"]);
+    let q = |outlet: Option<&str>, from: Option<&str>, to: Option<&str>| {
+        let ids = found(
+            s,
+            &all(BriefQuery {
+                outlet: outlet.map(str::to_string),
+                from: from.map(day),
+                to: to.map(day),
+                ..Default::default()
+            }),
+        );
+        ids.0
+    };
+    assert_eq!(q(None, None, None), ["none", "t1", "k2", "k1"]);
+    assert_eq!(q(Some("Kompas"), None, None), ["k2", "k1"]);
+    assert_eq!(q(Some("Tempo"), None, None), ["t1"]);
+    assert!(q(Some("kompas"), None, None).is_empty(), "outlets are matched exactly");
+    assert_eq!(q(None, Some("2024-05-02"), Some("2024-05-02")), ["k2"], "days are UTC days");
+    assert_eq!(q(None, Some("2024-05-01"), Some("2024-05-01")), ["k1"]);
+    assert_eq!(q(None, Some("2024-05-02"), None), ["none", "t1", "k2"]);
+    assert_eq!(q(None, None, Some("2024-05-02")), ["k2", "k1"]);
+    assert_eq!(q(Some("Kompas"), Some("2024-05-02"), None), ["k2"]);
+    let counted = s.find(&BriefQuery { outlet: Some("Kompas".into()), limit: 1, ..Default::default() }).unwrap();
+    assert_eq!((counted.briefs.len(), counted.total), (1, 2));
+    // A brief that changes outlet leaves the old one's list.
+    s.put_brief(&at("t1", Some("Kompas"), Some("2024-05-03T00:00:00Z"))).unwrap();
+    assert_eq!(q(Some("Kompas"), None, None), ["t1", "k2", "k1"]);
+    assert!(q(Some("Tempo"), None, None).is_empty());
+    assert_eq!(s.outlets().unwrap(), ["Kompas"]);
+    let back = s.brief("k2").unwrap().unwrap();
+    assert_eq!(
+        (back.outlet.as_deref(), back.published_at.as_deref()),
+        (Some("Kompas"), Some("2024-05-01T23:30:00-02:00"))
+    );
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -164,7 +297,30 @@ contract!(
     a_checksum_mismatch_is_a_counted_miss,
     briefs_newest_first_a_page_at_a_time,
     buckets_are_atomic_under_concurrency,
+    pages_never_repeat_or_skip,
+    search_finds_words_of_the_english_text,
+    filters_by_outlet_and_date,
 );
+
+#[test]
+fn redis_search_reads_the_newest_briefs_only_and_says_so() {
+    let Some(b) = redis() else { return };
+    let s = &b.store;
+    let scan = brief::store::redis::SEARCH_SCAN as u32;
+    for i in 0..scan + 5 {
+        let word = if i < 5 { "ancient" } else { "recent" };
+        let mut made = searchable(&format!("x{i:05}"), 1, &format!("A {word} story."));
+        made.created_at = format!("2026-01-01T00:{:02}:{:02}Z", i / 60, i % 60);
+        s.put_brief(&made).unwrap();
+    }
+    let q = |text: &str| s.find(&BriefQuery { text: Some(text.into()), limit: 3, ..Default::default() }).unwrap();
+    let old = q("ancient");
+    assert_eq!((old.total, old.partial), (0, true), "the 5 oldest are beyond the scan");
+    let new = q("recent");
+    assert_eq!((new.total, new.partial, new.briefs[0].id.as_str()), (u64::from(scan), true, "x01004"));
+    let few = s.find(&BriefQuery { text: Some("recent".into()), from: Some(day("2027-01-01")), ..Default::default() });
+    assert_eq!(few.unwrap(), Default::default(), "within the scan: not partial");
+}
 
 #[test]
 fn redis_texts_expire_and_briefs_do_not() {

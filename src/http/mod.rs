@@ -7,6 +7,7 @@ pub mod extract;
 pub mod feed;
 pub mod files;
 pub mod libretranslate;
+pub mod listing;
 pub mod openapi;
 pub mod ops;
 pub mod reader;
@@ -52,6 +53,8 @@ pub struct ServerConfig {
     pub files: files::FilesConfig,
     /// The Atom feed: how many briefs, and the public address its links start with.
     pub feed: feed::FeedConfig,
+    /// Briefs per page of the reader's list (`GET /`).
+    pub reader_page_size: usize,
 }
 
 /// LibreTranslate's limits on `/translate` (`--char-limit`, `--batch-limit`, `--alternatives-limit`).

@@ -34,7 +34,7 @@ pub struct ApiDoc;
 
 /// Every error status the API answers, and what it means.
 const ERRORS: &[(&str, &str)] = &[
-    ("400", "Invalid JSON or request, an unsupported language, or a text over --char-limit / --batch-limit"),
+    ("400", "Invalid JSON or request (a malformed query parameter), an unsupported language, or a text over --char-limit / --batch-limit"),
     ("403", "A key is required (the server has API keys) or not valid; or the feature is off"),
     ("404", "No such brief, or the translated file has expired"),
     ("413", "Body over --max-body-bytes, or text over the key's per-minute allowance"),
@@ -56,7 +56,7 @@ fn errors_of(method: &str, path: &str) -> &'static [&'static str] {
         ("post", "/translate_file") => &["400", "403", "413", "429", "503", "504"],
         ("get", "/download_file/{name}") => &["400", "404"],
         ("post", _) => NATIVE,
-        ("get", "/v1/briefs") => &["403", "429", "503"],
+        ("get", "/v1/briefs") => &["400", "403", "429", "503"],
         ("get", "/v1/briefs/{id}") => &["403", "404", "429", "503"],
         ("get", "/metrics") => &["403"],
         _ => &[],

@@ -1,17 +1,18 @@
-//! The reader pages: `/` lists the briefs, `/briefs/{id}` shows one with the English beside the Indonesian, and
+//! The reader pages: `/` lists the briefs (a page at a time, searched and filtered), `/briefs/{id}` shows one with the English beside the Indonesian, and
 //! `/translate` translates pasted text or a file in the browser (through the public API, a few paragraphs a call).
 //! Rendered on the server from templates (minijinja, HTML-escaped), styled inline, no external resources.
 
 use std::sync::OnceLock;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use minijinja::{context, Environment};
 use serde::Serialize;
 
+use super::listing::ListParams;
 use super::AppState;
-use crate::service::ServiceError;
+use crate::service::{Brief, ServiceError};
 
 fn templates() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -31,7 +32,7 @@ fn templates() -> &'static Environment<'static> {
     })
 }
 
-fn page(status: StatusCode, template: &str, ctx: minijinja::Value) -> Response {
+fn page_of(status: StatusCode, template: &str, ctx: minijinja::Value) -> Response {
     match templates().get_template(template).and_then(|t| t.render(ctx)) {
         Ok(html) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
         Err(e) => {
@@ -42,7 +43,7 @@ fn page(status: StatusCode, template: &str, ctx: minijinja::Value) -> Response {
 }
 
 fn message(status: StatusCode, title: &str, text: &str) -> Response {
-    page(status, "message.html", context! { title, message => text })
+    page_of(status, "message.html", context! { title, message => text })
 }
 
 /// `2026-11-23T03:12:44Z` as `2026-11-23 03:12 UTC`.
@@ -61,10 +62,58 @@ struct Card {
     name: String,
     created_at: String,
     made: String,
+    outlet: Option<String>,
+    published_at: Option<String>,
+    /// The publication day (`YYYY-MM-DD`), as the card shows it.
+    published: Option<String>,
 }
 
-/// The list of briefs, newest first.
-pub async fn index(State(state): State<AppState>) -> Response {
+impl Card {
+    fn of(b: Brief) -> Self {
+        Card {
+            made: made(&b.created_at),
+            published: b.source.published_at.as_deref().and_then(|t| t.get(..10)).map(str::to_string),
+            published_at: b.source.published_at,
+            outlet: b.source.outlet,
+            id: b.id,
+            headline: b.headline.english,
+            summary: b.summary,
+            name: b.source.name,
+            created_at: b.created_at,
+        }
+    }
+}
+
+/// What the list page shows besides the cards.
+#[derive(Serialize)]
+struct Listing {
+    q: String,
+    outlet: String,
+    from: String,
+    to: String,
+    outlets: Vec<String>,
+    page: u64,
+    pages: u64,
+    total: u64,
+    filtered: bool,
+    /// The search looked at the newest briefs only (the Redis store).
+    partial: bool,
+    /// Query strings (no `?`) of the neighbouring and last pages.
+    previous: Option<String>,
+    next: Option<String>,
+    last: String,
+    /// The page asked for is past the last one (404).
+    beyond: bool,
+}
+
+/// The list of briefs, newest first, a page of `--reader-page-size` at a time: `page` (1-based), search `q`,
+/// `outlet`, and `from`/`to` days (`YYYY-MM-DD`, UTC, inclusive). Malformed parameters get 400, a page past
+/// the last one 404 with a link to the last page.
+pub async fn index(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    let params = match ListParams::parse(raw.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad request", &e),
+    };
     let Some(svc) = state.service.get().cloned() else {
         return message(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -72,23 +121,36 @@ pub async fn index(State(state): State<AppState>) -> Response {
             "The models are still loading; try again in a few seconds.",
         );
     };
-    let briefs = match tokio::task::spawn_blocking(move || svc.briefs()).await {
-        Ok(Ok(briefs)) => briefs,
+    let size = state.config.reader_page_size.max(1) as u64;
+    let page = params.page.unwrap_or(1);
+    let query = params.query((page - 1) * size, size);
+    let found = tokio::task::spawn_blocking(move || Ok::<_, ServiceError>((svc.find_briefs(&query)?, svc.outlets()?)));
+    let (found, outlets) = match found.await {
+        Ok(Ok(found)) => found,
         Ok(Err(ServiceError::StoreUnavailable(_))) => return store_unavailable(),
         _ => return message(StatusCode::INTERNAL_SERVER_ERROR, "Error", "The briefs could not be read."),
     };
-    let cards: Vec<Card> = briefs
-        .into_iter()
-        .map(|b| Card {
-            made: made(&b.created_at),
-            id: b.id,
-            headline: b.headline.english,
-            summary: b.summary,
-            name: b.source.name,
-            created_at: b.created_at,
-        })
-        .collect();
-    page(StatusCode::OK, "index.html", context! { briefs => cards })
+    let pages = found.total.div_ceil(size).max(1);
+    let beyond = page > pages;
+    let listing = Listing {
+        q: params.q.clone().unwrap_or_default(),
+        outlet: params.outlet.clone().unwrap_or_default(),
+        from: params.from.map(|d| d.to_string()).unwrap_or_default(),
+        to: params.to.map(|d| d.to_string()).unwrap_or_default(),
+        outlets,
+        page,
+        pages,
+        total: found.total,
+        filtered: params.is_filtered(),
+        partial: found.partial,
+        previous: (page > 1 && !beyond).then(|| params.link(page - 1)),
+        next: (page < pages).then(|| params.link(page + 1)),
+        last: params.link(pages),
+        beyond,
+    };
+    let cards: Vec<Card> = found.briefs.into_iter().map(Card::of).collect();
+    let status = if beyond { StatusCode::NOT_FOUND } else { StatusCode::OK };
+    page_of(status, "index.html", context! { briefs => cards, list => listing })
 }
 
 /// `2024-05-01T08:30:00+07:00` as `2024-05-01 08:30 +07:00`; a bare date (00:00 UTC) as the date alone.
@@ -144,7 +206,7 @@ pub async fn brief(State(state): State<AppState>, Path(id): Path<String>) -> Res
                 let published = brief.source.published_at.as_deref().map(published);
                 let rounds = brief.summary_method.chunks_per_round.len();
                 let chunks = brief.summary_method.chunks_per_round.first().copied().unwrap_or(1);
-                page(StatusCode::OK, "brief.html", context! { brief, made, published, chunks, rounds })
+                page_of(StatusCode::OK, "brief.html", context! { brief, made, published, chunks, rounds })
             }
         },
         Ok(Err(ServiceError::NotFound(_))) => {
@@ -158,7 +220,7 @@ pub async fn brief(State(state): State<AppState>, Path(id): Path<String>) -> Res
 /// The translate page: its script reads `/frontend/settings` and calls `/detect`, `/translate`, `/v1/translate`
 /// and `/v1/briefs` with the reader's key, so the page itself needs none.
 pub async fn translate_page() -> Response {
-    page(StatusCode::OK, "translate.html", context! {})
+    page_of(StatusCode::OK, "translate.html", context! {})
 }
 
 /// The page for a brief store that cannot be read (the log and `/health` say why).

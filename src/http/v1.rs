@@ -3,8 +3,7 @@
 
 use std::time::Instant;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::extract::{blocking, service, Admitted, ApiJson, Authorized, Metered};
+use super::listing::ListParams;
 use super::AppState;
 use crate::engine::ModelInfo;
 use crate::generate::{EarlyStoppingOption, Overrides};
@@ -257,20 +257,49 @@ pub struct BriefListItem {
     pub headline: String,
     pub summary: String,
     pub created_at: String,
+    /// The news site or paper, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outlet: Option<String>,
+    /// When the article was published (RFC 3339), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BriefList {
     pub briefs: Vec<BriefListItem>,
-    /// How many briefs are stored in all (the list is one page of them with `offset`/`limit`).
+    /// How many briefs match in all (the list is one page of them).
     pub total: u64,
+    /// Present (true) when only the newest briefs were searched (the Redis store has no full-text index), so
+    /// older matches are neither listed nor counted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
-/// A page of the list: `limit` briefs (default: all) after skipping `offset` (default 0).
+/// Which briefs to list, newest first (by publication time, else creation time; ties by id). Either a page
+/// (`page`, of `limit` briefs, default the reader's page size) or `offset`/`limit` (default: all from 0).
+/// Malformed values get 400. (This type documents them; [`ListParams`] reads them, with the reader's rules.)
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BriefListQuery {
+    /// Briefs to skip (not with `page`).
     pub offset: Option<u64>,
+    /// Most briefs to give.
     pub limit: Option<u64>,
+    /// 1-based page number, of `limit` briefs (not with `offset`).
+    #[param(minimum = 1)]
+    pub page: Option<u64>,
+    /// Search: words that must all occur (whole words, any case) in the English headline, summary or
+    /// translation (at most 200 characters). SQLite: its full-text index; Redis: the newest 1,000 briefs.
+    pub q: Option<String>,
+    /// Only briefs of this outlet (as stored).
+    pub outlet: Option<String>,
+    /// Only briefs listed on or after this day (`YYYY-MM-DD`, UTC).
+    #[param(value_type = Option<String>, format = Date)]
+    pub from: Option<String>,
+    /// Only briefs listed on or before this day (`YYYY-MM-DD`, UTC).
+    #[param(value_type = Option<String>, format = Date)]
+    pub to: Option<String>,
 }
 
 /// Makes the brief of an article and stores it (schema `brief/1`, docs/brief.schema.json): 201 with its
@@ -305,21 +334,33 @@ pub async fn v1_create_brief(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(brief)).into_response())
 }
 
-/// The stored briefs, newest first (a page of them with `offset` and `limit`).
+/// The stored briefs, newest first: searched (`q`), filtered (`outlet`, `from`, `to`), a page of them (`page`, or
+/// `offset` and `limit`).
 #[utoipa::path(get, path = "/v1/briefs", tag = "brief", params(BriefListQuery),
     responses((status = 200, body = BriefList)))]
 pub async fn v1_list_briefs(
     State(state): State<AppState>,
     _: Authorized,
-    query: Result<Query<BriefListQuery>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<BriefList>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::validation(format!("offset and limit: {}", e.body_text())))?;
+    let bad = |e: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e);
+    let params = ListParams::parse(raw.as_deref()).map_err(bad)?;
+    let (offset, limit) = match (params.page, params.offset) {
+        (Some(_), Some(_)) => return Err(bad("give page or offset, not both".into())),
+        (Some(page), None) => {
+            let size = params.limit.unwrap_or(state.config.reader_page_size as u64).max(1);
+            ((page - 1).saturating_mul(size), size)
+        }
+        (None, offset) => (offset.unwrap_or(0), params.limit.unwrap_or(u64::MAX)),
+    };
     let svc = service(&state)?;
-    let (offset, limit) = (query.offset.unwrap_or(0), query.limit.unwrap_or(u64::MAX));
-    let (briefs, total) = blocking(move || svc.briefs_page(offset, limit)).await?;
+    let query = params.query(offset, limit);
+    let found = blocking(move || svc.find_briefs(&query)).await?;
     Ok(Json(BriefList {
-        total,
-        briefs: briefs
+        total: found.total,
+        partial: found.partial,
+        briefs: found
+            .briefs
             .into_iter()
             .map(|b| BriefListItem {
                 id: b.id,
@@ -327,6 +368,8 @@ pub async fn v1_list_briefs(
                 headline: b.headline.english,
                 summary: b.summary,
                 created_at: b.created_at,
+                outlet: b.source.outlet,
+                published_at: b.source.published_at,
             })
             .collect(),
     }))

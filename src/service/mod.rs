@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use crate::engine::{EngineError, ModelInfo};
 use crate::generate::Overrides;
-use crate::store::{Store, StoreError, StoreHealth, StoredBrief};
+use crate::store::{translation_text, BriefQuery, Store, StoreError, StoreHealth, StoredBrief};
 use crate::tokenize::segment::Document;
 
 pub use brief::{make_brief, make_briefs, Article, ArticleMeta, Brief, BriefOptions};
@@ -263,16 +263,7 @@ impl Service {
     /// be written (a full disk). That does not fail the brief: the store logs it and `/health` shows it.
     pub fn keep(&self, brief: &Brief) -> bool {
         let Some(store) = &self.store else { return false };
-        store
-            .put_brief(&StoredBrief {
-                id: brief.id.clone(),
-                name: brief.source.name.clone(),
-                headline: brief.headline.english.clone(),
-                summary: brief.summary.clone(),
-                created_at: brief.created_at.clone(),
-                json: brief.to_json(),
-            })
-            .is_ok()
+        store.put_brief(&stored(brief)).is_ok()
     }
 
     fn store(&self) -> Result<Option<&Store>, ServiceError> {
@@ -290,10 +281,22 @@ impl Service {
 
     /// `limit` stored briefs from `offset`, newest first, and how many are stored in all.
     pub fn briefs_page(&self, offset: u64, limit: u64) -> Result<(Vec<Brief>, u64), ServiceError> {
-        let Some(store) = self.store()? else { return Ok((Vec::new(), 0)) };
-        let page = store.briefs(offset, limit).map_err(|e| ServiceError::StoreUnavailable(e.to_string()))?;
+        let found = self.find_briefs(&BriefQuery::page(offset, limit))?;
+        Ok((found.briefs, found.total))
+    }
+
+    /// The stored briefs `query` asks for (searched, filtered, a page of them), newest first.
+    pub fn find_briefs(&self, query: &BriefQuery) -> Result<FoundBriefs, ServiceError> {
+        let Some(store) = self.store()? else { return Ok(FoundBriefs::default()) };
+        let page = store.find(query).map_err(|e| ServiceError::StoreUnavailable(e.to_string()))?;
         let briefs = page.briefs.iter().map(|b| parse_stored(&b.id, &b.json)).collect::<Result<_, _>>()?;
-        Ok((briefs, page.total))
+        Ok(FoundBriefs { briefs, total: page.total, partial: page.partial })
+    }
+
+    /// The outlets of the stored briefs, each once, sorted (for a filter menu).
+    pub fn outlets(&self) -> Result<Vec<String>, ServiceError> {
+        let Some(store) = self.store()? else { return Ok(Vec::new()) };
+        store.outlets().map_err(|e| ServiceError::StoreUnavailable(e.to_string()))
     }
 
     pub fn get_brief(&self, id: &str) -> Result<Brief, ServiceError> {
@@ -327,6 +330,30 @@ impl Service {
         let model_files = ModelFilesHealth { status: if changes.is_empty() { "ok" } else { "changed" }, changes };
         let degraded = cache.status != "ok" && cache.status != "off" || model_files.status != "ok";
         Health { status: if degraded { "degraded" } else { "ready" }, cache, model_files }
+    }
+}
+
+/// A page of stored briefs and how many match in all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FoundBriefs {
+    pub briefs: Vec<Brief>,
+    pub total: u64,
+    /// Only the newest briefs were searched (the Redis store), so `total` may miss older matches.
+    pub partial: bool,
+}
+
+/// A brief as the store keeps it: the JSON, and the fields lists, filters and search use.
+pub fn stored(brief: &Brief) -> StoredBrief {
+    StoredBrief {
+        id: brief.id.clone(),
+        name: brief.source.name.clone(),
+        headline: brief.headline.english.clone(),
+        summary: brief.summary.clone(),
+        created_at: brief.created_at.clone(),
+        json: brief.to_json(),
+        outlet: brief.source.outlet.clone(),
+        published_at: brief.source.published_at.clone(),
+        translation: translation_text(brief.paragraphs.iter().map(|p| p.english.as_str())),
     }
 }
 

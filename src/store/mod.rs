@@ -1,4 +1,5 @@
-//! The store behind the service: cached texts (`get_many`/`put_many`), briefs (newest first, a page at a time),
+//! The store behind the service: cached texts (`get_many`/`put_many`), briefs (newest first, a page at a time,
+//! searched and filtered by outlet and date),
 //! rate-limit buckets and health, over one of two backends: a SQLite file (one machine, the default) or a
 //! Redis/Valkey server that many replicas share.
 //!
@@ -73,23 +74,124 @@ impl Lookup {
     }
 }
 
-/// A brief in the store: the JSON and the fields lists show.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A brief in the store: the JSON and the fields that lists, filters and search need (all derived from the
+/// brief itself: see [`BriefFacets`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredBrief {
     pub id: String,
     pub name: String,
+    /// The English headline.
     pub headline: String,
     pub summary: String,
-    /// RFC 3339; the briefs are listed newest first by it.
+    /// RFC 3339, when the brief was made.
     pub created_at: String,
     pub json: String,
+    /// The news site or paper (`source.outlet`), when known.
+    pub outlet: Option<String>,
+    /// When the article was published (`source.published_at`, RFC 3339), when known.
+    pub published_at: Option<String>,
+    /// The English translation, one paragraph a line (searched with the headline and the summary).
+    pub translation: String,
 }
 
-/// One page of briefs, newest first, and how many are stored in all.
+impl StoredBrief {
+    /// When the brief is listed: its publication time, else the time it was made (Unix ms; 0 when neither
+    /// parses). Lists are newest first by it, ties by id (descending), and the date filter uses it.
+    pub fn listed_at_ms(&self) -> i64 {
+        let parse = |t: &str| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        };
+        self.published_at.as_deref().and_then(parse).or_else(|| parse(&self.created_at)).unwrap_or(0)
+    }
+}
+
+/// What a brief's JSON (schema `brief/1`) gives the store's lists and index: read from the JSON when an older
+/// store is migrated, and equal to what the service sets from the brief itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BriefFacets {
+    pub outlet: Option<String>,
+    pub published_at: Option<String>,
+    pub translation: String,
+}
+
+impl BriefFacets {
+    /// The facets of a brief's JSON; what is missing (or not JSON at all) is absent or empty.
+    pub fn of_json(json: &str) -> Self {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+        let text = |p: &str| v.pointer(p).and_then(|s| s.as_str()).map(str::to_string);
+        let paragraphs = v.get("paragraphs").and_then(|p| p.as_array()).cloned().unwrap_or_default();
+        Self {
+            outlet: text("/source/outlet"),
+            published_at: text("/source/published_at"),
+            translation: translation_text(paragraphs.iter().filter_map(|p| p.get("english")?.as_str())),
+        }
+    }
+}
+
+/// The English paragraphs as the store keeps them for search: one a line.
+pub fn translation_text<'a>(paragraphs: impl IntoIterator<Item = &'a str>) -> String {
+    paragraphs.into_iter().collect::<Vec<_>>().join("\n")
+}
+
+/// Most words of a search used (the rest are ignored).
+pub const MAX_SEARCH_TERMS: usize = 16;
+
+/// Which briefs to list: all of them by default, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BriefQuery {
+    /// Words that must all occur (whole words, any case) in the English headline, summary or translation.
+    pub text: Option<String>,
+    /// Only briefs of this outlet (exactly as stored).
+    pub outlet: Option<String>,
+    /// Only briefs listed on or after this day (UTC).
+    pub from: Option<time::Date>,
+    /// Only briefs listed on or before this day (UTC).
+    pub to: Option<time::Date>,
+    pub offset: u64,
+    /// Most briefs in the page (`u64::MAX`: all).
+    pub limit: u64,
+}
+
+impl BriefQuery {
+    /// Every brief, `limit` of them from `offset`.
+    pub fn page(offset: u64, limit: u64) -> Self {
+        Self { offset, limit, ..Self::default() }
+    }
+
+    /// The search's words: runs of letters and digits, lower-cased, at most [`MAX_SEARCH_TERMS`]; `None` for no
+    /// search. A search of no words at all (only punctuation) is `Some(empty)`: it finds nothing.
+    pub fn terms(&self) -> Option<Vec<String>> {
+        let text = self.text.as_deref()?;
+        let mut terms: Vec<String> = Vec::new();
+        for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            let word = word.to_lowercase();
+            if !terms.contains(&word) && terms.len() < MAX_SEARCH_TERMS {
+                terms.push(word);
+            }
+        }
+        Some(terms)
+    }
+
+    /// The listing times allowed, in Unix ms: from the start of `from` (inclusive) to the end of `to`
+    /// (exclusive); unbounded ends are `i64::MIN`/`i64::MAX`.
+    pub fn range_ms(&self) -> (i64, i64) {
+        let ms = |d: time::Date| (d.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let from = self.from.map_or(i64::MIN, ms);
+        let to = self.to.map_or(i64::MAX, |d| d.next_day().map_or(i64::MAX, ms));
+        (from, to)
+    }
+}
+
+/// One page of briefs, newest first, and how many match in all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BriefPage {
     pub briefs: Vec<StoredBrief>,
     pub total: u64,
+    /// The search looked at only the newest briefs (Redis: see [`redis::SEARCH_SCAN`]), so older ones that
+    /// match are not counted.
+    pub partial: bool,
 }
 
 /// Where the store is: `sqlite:PATH` (a file) or `redis://[user:pass@]host:port/db`.
@@ -236,9 +338,22 @@ impl Store {
 
     /// `limit` briefs from `offset`, newest first, and the total count.
     pub fn briefs(&self, offset: u64, limit: u64) -> Result<BriefPage, StoreError> {
+        self.find(&BriefQuery::page(offset, limit))
+    }
+
+    /// The briefs `query` asks for, newest first, and how many match in all.
+    pub fn find(&self, query: &BriefQuery) -> Result<BriefPage, StoreError> {
         match self {
-            Store::Sqlite(s) => s.briefs(offset, limit),
-            Store::Redis(r) => r.briefs(offset, limit),
+            Store::Sqlite(s) => s.find(query),
+            Store::Redis(r) => r.find(query),
+        }
+    }
+
+    /// The outlets of the stored briefs, each once, sorted.
+    pub fn outlets(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.outlets(),
+            Store::Redis(r) => r.outlets(),
         }
     }
 

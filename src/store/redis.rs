@@ -4,8 +4,16 @@
 //!
 //! Keys, under the prefix `P` (`--store-prefix`, `brief:`):
 //! - `P text:<key hex>`: a string, the 32-byte checksum then the text; `EX --store-ttl-secs`, renewed by each hit.
-//! - `P brief:<id>`: a hash (`id name headline summary created_at json checksum`), no expiry.
-//! - `P briefs`: a sorted set of brief ids scored by creation time (Unix ms), no expiry.
+//! - `P brief:<id>`: a hash (`id name headline summary created_at json checksum outlet published_at
+//!   translation`), no expiry. The checksum covers the first six fields; the last three are derived from `json`.
+//! - `P briefs`: a sorted set of brief ids scored by listing time (publication time, else creation time; Unix
+//!   ms), no expiry. Ties are listed by id, descending (Redis's own order for equal scores, as in SQLite).
+//! - `P outlet:<outlet>`: the same, for the briefs of one outlet; `P outlets`: a set of the outlets' names.
+//!
+//! Redis (without RediSearch, as Debian ships it) has no full-text index: a search reads the English text of
+//! the newest [`SEARCH_SCAN`] briefs that pass the other filters and matches whole words here; the page says
+//! when older briefs were not looked at ([`BriefPage::partial`]). Briefs stored before outlets were indexed
+//! are found by outlet once stored again.
 //! - `P rate:<key hash>:<bucket>`: a hash (`level at`), expiring a minute after its last take (full again).
 //!
 //! The service calls the store from blocking threads: this store owns a small tokio runtime and blocks on it
@@ -20,7 +28,7 @@ use redis::{RedisResult, Script, Value};
 use super::buckets::{Take, REFILL_PERIOD};
 use super::health::{Op, StoreHealth, Tracker};
 use super::keys::{brief_checksum_of, entry_checksum, CacheKey};
-use super::{redact, BriefPage, Entry, Lookup, StoreError, StoredBrief};
+use super::{redact, BriefPage, BriefQuery, Entry, Lookup, StoreError, StoredBrief};
 
 /// Longest a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -29,7 +37,11 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest one store call may take in all (connecting included): past it the call fails, nothing hangs.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-const BRIEF_FIELDS: [&str; 7] = ["id", "name", "headline", "summary", "created_at", "json", "checksum"];
+const BRIEF_FIELDS: [&str; 10] =
+    ["id", "name", "headline", "summary", "created_at", "json", "checksum", "outlet", "published_at", "translation"];
+
+/// How many of the newest briefs (that pass the outlet and date filters) a search reads.
+pub const SEARCH_SCAN: usize = 1000;
 
 /// Refills every bucket of `KEYS` (ARGV: the keys' time to live in ms, then capacity and amount per key) by
 /// the time since its last take at `capacity` per minute, on the server's clock; takes every amount when all are
@@ -125,6 +137,14 @@ impl RedisStore {
         format!("{}briefs", self.prefix)
     }
 
+    fn outlet_key(&self, outlet: &str) -> String {
+        format!("{}outlet:{outlet}", self.prefix)
+    }
+
+    fn outlets_key(&self) -> String {
+        format!("{}outlets", self.prefix)
+    }
+
     fn error(&self, message: impl std::fmt::Display) -> StoreError {
         StoreError::Redis { url: self.url.clone(), message: message.to_string() }
     }
@@ -200,13 +220,23 @@ impl RedisStore {
     }
 
     pub fn put_brief(&self, brief: &StoredBrief) -> Result<(), StoreError> {
+        let result = self.put_brief_inner(brief);
+        self.tracker.track(Op::Write, result)
+    }
+
+    fn put_brief_inner(&self, brief: &StoredBrief) -> Result<(), StoreError> {
         let fields = [&brief.id, &brief.name, &brief.headline, &brief.summary, &brief.created_at, &brief.json];
         let sum = brief_checksum_of(fields.map(|f| f.as_bytes()));
-        let created = time::OffsetDateTime::parse(&brief.created_at, &time::format_description::well_known::Rfc3339)
-            .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+        let listed = brief.listed_at_ms();
+        let hash = self.brief_key(&brief.id);
+        // The outlet it is listed under now, if another: it leaves that list (a replace between this read and
+        // the write below by another replica could leave it in both; the next read of that list drops it).
+        let mut conn = self.conn.clone();
+        let key = hash.clone();
+        let old: Option<String> =
+            self.block(async move { redis::cmd("HGET").arg(key).arg("outlet").query_async(&mut conn).await })?;
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let hash = self.brief_key(&brief.id);
         pipe.cmd("DEL").arg(&hash).ignore();
         let mut hset = redis::cmd("HSET");
         hset.arg(&hash);
@@ -214,41 +244,117 @@ impl RedisStore {
             hset.arg(*name).arg(value.as_str());
         }
         hset.arg("checksum").arg(&sum[..]);
+        for (name, value) in [("outlet", &brief.outlet), ("published_at", &brief.published_at)] {
+            if let Some(v) = value {
+                hset.arg(name).arg(v.as_str());
+            }
+        }
+        hset.arg("translation").arg(brief.translation.as_str());
         pipe.add_command(hset).ignore();
-        pipe.cmd("ZADD").arg(self.briefs_key()).arg(created).arg(&brief.id).ignore();
+        pipe.cmd("ZADD").arg(self.briefs_key()).arg(listed).arg(&brief.id).ignore();
+        if let Some(old) = old.filter(|o| Some(o) != brief.outlet.as_ref()) {
+            pipe.cmd("ZREM").arg(self.outlet_key(&old)).arg(&brief.id).ignore();
+        }
+        if let Some(outlet) = &brief.outlet {
+            pipe.cmd("ZADD").arg(self.outlet_key(outlet)).arg(listed).arg(&brief.id).ignore();
+            pipe.cmd("SADD").arg(self.outlets_key()).arg(outlet).ignore();
+        }
         let mut conn = self.conn.clone();
-        let result = self.block(async move { pipe.query_async::<()>(&mut conn).await });
-        self.tracker.track(Op::Write, result)
+        self.block(async move { pipe.query_async::<()>(&mut conn).await })
     }
 
     pub fn brief(&self, id: &str) -> Result<Option<StoredBrief>, StoreError> {
-        let result = self.read_briefs(&[id.to_string()]).map(|mut v| v.pop());
+        let result = self.read_briefs(&[id.to_string()], None).map(|mut v| v.pop());
         self.tracker.track(Op::Read, result)
     }
 
     pub fn briefs(&self, offset: u64, limit: u64) -> Result<BriefPage, StoreError> {
+        self.find(&BriefQuery::page(offset, limit))
+    }
+
+    /// The briefs `query` asks for, newest first: the outlet's sorted set (or all briefs'), between the
+    /// scores of the dates; a search reads the newest [`SEARCH_SCAN`] of those and matches their words here.
+    pub fn find(&self, query: &BriefQuery) -> Result<BriefPage, StoreError> {
         let result = (|| {
-            if limit == 0 {
-                let mut conn = self.conn.clone();
-                let key = self.briefs_key();
-                let total = self.block(async move { redis::cmd("ZCARD").arg(key).query_async(&mut conn).await })?;
-                return Ok(BriefPage { briefs: Vec::new(), total });
+            let terms = query.terms();
+            if terms.as_ref().is_some_and(Vec::is_empty) {
+                return Ok(BriefPage::default());
             }
-            let start = offset.min(i64::MAX as u64) as i64;
-            let stop = offset.checked_add(limit - 1).filter(|&s| s < i64::MAX as u64).map_or(-1, |s| s as i64);
+            let list = query.outlet.as_deref().map_or_else(|| self.briefs_key(), |o| self.outlet_key(o));
+            let (from, to) = query.range_ms();
+            let min = if from == i64::MIN { "-inf".to_string() } else { from.to_string() };
+            let max = if to == i64::MAX { "+inf".to_string() } else { format!("({to}") };
+            let Some(terms) = terms else {
+                let count = if query.limit > i64::MAX as u64 { -1 } else { query.limit as i64 };
+                let mut pipe = redis::pipe();
+                pipe.cmd("ZCOUNT").arg(&list).arg(&min).arg(&max);
+                if count != 0 {
+                    pipe.cmd("ZREVRANGEBYSCORE").arg(&list).arg(&max).arg(&min).arg("LIMIT");
+                    pipe.arg(query.offset.min(i64::MAX as u64)).arg(count);
+                }
+                let mut conn = self.conn.clone();
+                let (total, ids): (u64, Vec<String>) = if count == 0 {
+                    let (total,): (u64,) = self.block(async move { pipe.query_async(&mut conn).await })?;
+                    (total, Vec::new())
+                } else {
+                    self.block(async move { pipe.query_async(&mut conn).await })?
+                };
+                return Ok(BriefPage { briefs: self.read_briefs(&ids, Some(&list))?, total, partial: false });
+            };
             let mut pipe = redis::pipe();
-            pipe.cmd("ZCARD").arg(self.briefs_key());
-            pipe.cmd("ZREVRANGE").arg(self.briefs_key()).arg(start).arg(stop);
+            pipe.cmd("ZCOUNT").arg(&list).arg(&min).arg(&max);
+            pipe.cmd("ZREVRANGEBYSCORE").arg(&list).arg(&max).arg(&min).arg("LIMIT").arg(0).arg(SEARCH_SCAN);
             let mut conn = self.conn.clone();
-            let (total, ids): (u64, Vec<String>) = self.block(async move { pipe.query_async(&mut conn).await })?;
-            Ok(BriefPage { briefs: self.read_briefs(&ids)?, total })
+            let (within, ids): (u64, Vec<String>) = self.block(async move { pipe.query_async(&mut conn).await })?;
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HMGET").arg(self.brief_key(id)).arg(&["headline", "summary", "translation"]);
+            }
+            let mut conn = self.conn.clone();
+            let texts: Vec<Vec<Option<String>>> =
+                if ids.is_empty() { Vec::new() } else { self.block(async move { pipe.query_async(&mut conn).await })? };
+            let matching: Vec<String> = ids
+                .into_iter()
+                .zip(texts)
+                .filter(|(_, fields)| has_words(fields.iter().flatten().map(String::as_str), &terms))
+                .map(|(id, _)| id)
+                .collect();
+            let start = (query.offset.min(usize::MAX as u64) as usize).min(matching.len());
+            let end = start.saturating_add(query.limit.min(usize::MAX as u64) as usize).min(matching.len());
+            Ok(BriefPage {
+                briefs: self.read_briefs(&matching[start..end], Some(&list))?,
+                total: matching.len() as u64,
+                partial: within > SEARCH_SCAN as u64,
+            })
+        })();
+        self.tracker.track(Op::Read, result)
+    }
+
+    /// The outlets that still have briefs, sorted.
+    pub fn outlets(&self) -> Result<Vec<String>, StoreError> {
+        let result = (|| {
+            let mut conn = self.conn.clone();
+            let key = self.outlets_key();
+            let mut names: Vec<String> =
+                self.block(async move { redis::cmd("SMEMBERS").arg(key).query_async(&mut conn).await })?;
+            names.sort();
+            if names.is_empty() {
+                return Ok(names);
+            }
+            let mut pipe = redis::pipe();
+            for name in &names {
+                pipe.cmd("ZCARD").arg(self.outlet_key(name));
+            }
+            let mut conn = self.conn.clone();
+            let counts: Vec<u64> = self.block(async move { pipe.query_async(&mut conn).await })?;
+            Ok(names.into_iter().zip(counts).filter(|(_, n)| *n > 0).map(|(name, _)| name).collect())
         })();
         self.tracker.track(Op::Read, result)
     }
 
     /// The sound briefs of `ids`, in order; damaged ones are deleted and left out, ids without a hash dropped
     /// from the list.
-    fn read_briefs(&self, ids: &[String]) -> Result<Vec<StoredBrief>, StoreError> {
+    fn read_briefs(&self, ids: &[String], list: Option<&str>) -> Result<Vec<StoredBrief>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -267,6 +373,7 @@ impl RedisStore {
             let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
             let fields: [Vec<u8>; 6] = std::array::from_fn(field);
             let sum = row.get(6).cloned().flatten();
+            let derived = |i: usize| row.get(i).cloned().flatten().map(|f| String::from_utf8_lossy(&f).into_owned());
             if sum.as_deref() != Some(&brief_checksum_of(fields.each_ref().map(Vec::as_slice))[..]) {
                 damaged += 1;
                 gone.push(id.clone());
@@ -275,13 +382,27 @@ impl RedisStore {
             // The checksum was made over the strings stored, so they are valid UTF-8.
             let [id, name, headline, summary, created_at, json] =
                 fields.map(|f| String::from_utf8_lossy(&f).into_owned());
-            sound.push(StoredBrief { id, name, headline, summary, created_at, json });
+            let (outlet, published_at, translation) = (derived(7), derived(8), derived(9).unwrap_or_default());
+            sound.push(StoredBrief {
+                id,
+                name,
+                headline,
+                summary,
+                created_at,
+                json,
+                outlet,
+                published_at,
+                translation,
+            });
         }
         self.tracker.dropped_corrupt("stored briefs", damaged);
         if !gone.is_empty() {
             let mut pipe = redis::pipe();
             pipe.atomic();
             pipe.cmd("ZREM").arg(self.briefs_key()).arg(&gone).ignore();
+            if let Some(list) = list.filter(|l| *l != self.briefs_key()) {
+                pipe.cmd("ZREM").arg(list).arg(&gone).ignore();
+            }
             pipe.cmd("DEL").arg(gone.iter().map(|id| self.brief_key(id)).collect::<Vec<_>>()).ignore();
             let mut conn = self.conn.clone();
             // Best effort: what cannot be deleted now is left out again next time.
@@ -339,6 +460,17 @@ impl RedisStore {
         }
         self.tracker.health("redis", None, Some(self.url.clone()))
     }
+}
+
+/// Whether every one of `terms` (lower-case words) is a word of `texts`, in any case: whole words, as SQLite's
+/// full-text index matches them (without its folding of diacritics).
+fn has_words<'a>(texts: impl Iterator<Item = &'a str>, terms: &[String]) -> bool {
+    let words: std::collections::HashSet<String> = texts
+        .flat_map(|t| t.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    terms.iter().all(|t| words.contains(t))
 }
 
 impl Drop for RedisStore {

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::health::{Op, StoreHealth, Tracker};
 use super::keys::{brief_checksum_of, entry_checksum, CacheKey};
-use super::{BriefPage, Entry, Lookup, StoreError, StoredBrief};
+use super::{BriefFacets, BriefPage, BriefQuery, Entry, Lookup, StoreError, StoredBrief};
 
 /// File name of the store inside the cache directory.
 pub const FILE_NAME: &str = "brief-cache.sqlite3";
@@ -43,8 +43,13 @@ pub struct CacheStats {
 }
 
 /// Version of the store's tables (`PRAGMA user_version`). 1 added the checksums, 2 the `totals` table that
-/// triggers keep equal to the texts' size.
-const SCHEMA_VERSION: i64 = 2;
+/// triggers keep equal to the texts' size, 3 the briefs' outlet, publication time, listing time and English
+/// translation, their indexes, and the full-text index `briefs_fts` that triggers keep equal to `briefs`.
+const SCHEMA_VERSION: i64 = 3;
+
+/// The columns a brief is read with ([`checked_brief`] reads them in this order).
+const BRIEF_COLUMNS: &str =
+    "id, name, headline, summary, created_at, json, checksum, outlet, published_at, translation";
 
 /// The checksum stored with a brief.
 fn brief_checksum(b: &StoredBrief) -> [u8; 32] {
@@ -61,8 +66,9 @@ fn raw_bytes(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>
     })
 }
 
-/// A brief row as stored (columns id, name, headline, summary, created_at, json, checksum), and whether it
-/// passes its checksum: the brief when it does.
+/// A brief row as stored ([`BRIEF_COLUMNS`]), and whether it passes its checksum: the brief when it does. The
+/// checksum covers the JSON and the fields made from it before version 3; the later columns are derived from
+/// the JSON (an index, like `briefs_fts`) and are not part of it, so that older stores keep their checksums.
 fn checked_brief(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredBrief, String>> {
     let mut fields: Vec<Vec<u8>> = Vec::with_capacity(6);
     for i in 0..6 {
@@ -82,6 +88,9 @@ fn checked_brief(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredBrief, 
         summary: text(3),
         created_at: text(4),
         json: text(5),
+        outlet: r.get(7).ok().flatten(),
+        published_at: r.get(8).ok().flatten(),
+        translation: r.get::<_, Option<String>>(9).ok().flatten().unwrap_or_default(),
     }))
 }
 
@@ -425,10 +434,7 @@ impl SqliteStore {
                 report.damaged_entries.push(key);
             }
         }
-        let mut stmt = inner
-            .conn
-            .prepare("SELECT id, name, headline, summary, created_at, json, checksum FROM briefs")
-            .map_err(self.err())?;
+        let mut stmt = inner.conn.prepare(&format!("SELECT {BRIEF_COLUMNS} FROM briefs")).map_err(self.err())?;
         let mut rows = stmt.query([]).map_err(self.err())?;
         while let Some(row) = rows.next().map_err(self.err())? {
             report.briefs += 1;
@@ -449,6 +455,8 @@ impl SqliteStore {
         for id in &report.damaged_briefs {
             tx.execute("DELETE FROM briefs WHERE id = ?1", [id]).map_err(self.err())?;
         }
+        // The triggers kept the index through the deletes; rebuilding it also mends an index damaged by itself.
+        tx.execute_batch("INSERT INTO briefs_fts(briefs_fts) VALUES ('rebuild')").map_err(self.err())?;
         tx.commit().map_err(self.err())
     }
 
@@ -464,14 +472,20 @@ impl SqliteStore {
         inner.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;").map_err(self.err())
     }
 
-    /// Stores (or replaces) a brief.
+    /// Stores (or replaces) a brief; the triggers update the full-text index in the same transaction.
     pub fn put_brief(&self, brief: &StoredBrief) -> Result<(), StoreError> {
         let result = (|| {
             let mut inner = self.lock();
             let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
+            // An upsert, not INSERT OR REPLACE: a replace deletes without firing the triggers that keep the index.
             tx.execute(
-                "INSERT OR REPLACE INTO briefs (id, name, headline, summary, created_at, json, checksum)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO briefs (id, name, headline, summary, created_at, json, checksum, outlet, published_at,
+                     listed_ms, translation)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, headline = excluded.headline,
+                     summary = excluded.summary, created_at = excluded.created_at, json = excluded.json,
+                     checksum = excluded.checksum, outlet = excluded.outlet, published_at = excluded.published_at,
+                     listed_ms = excluded.listed_ms, translation = excluded.translation",
                 params![
                     brief.id,
                     brief.name,
@@ -479,7 +493,11 @@ impl SqliteStore {
                     brief.summary,
                     brief.created_at,
                     brief.json,
-                    &brief_checksum(brief)[..]
+                    &brief_checksum(brief)[..],
+                    brief.outlet,
+                    brief.published_at,
+                    brief.listed_at_ms(),
+                    brief.translation,
                 ],
             )
             .map_err(self.err())?;
@@ -490,26 +508,79 @@ impl SqliteStore {
 
     /// The brief `id`; a brief whose checksum does not match is deleted and reported as absent.
     pub fn brief(&self, id: &str) -> Result<Option<StoredBrief>, StoreError> {
-        let result = self.read_briefs("WHERE id = ?1", &[id]).map(|mut v| v.pop());
+        let result = self.read_briefs("WHERE id = ?1", &[id.to_string().into()]).map(|mut v| v.pop());
         self.tracker.track(Op::Read, result)
     }
 
     /// Sound briefs, newest first, `limit` of them from `offset` (damaged ones are deleted and left out), and
     /// how many there are in all.
     pub fn briefs(&self, offset: u64, limit: u64) -> Result<BriefPage, StoreError> {
+        self.find(&BriefQuery::page(offset, limit))
+    }
+
+    /// The sound briefs `query` asks for, newest first by listing time then id (both descending, so pages never
+    /// repeat or skip), and how many match. Search is FTS5 over the English headline, summary and translation,
+    /// each word quoted (so no input is FTS5 syntax), all words required; matches are newest first too.
+    pub fn find(&self, query: &BriefQuery) -> Result<BriefPage, StoreError> {
         let result = (|| {
-            let total: i64 =
-                self.lock().conn.query_row("SELECT COUNT(*) FROM briefs", [], |r| r.get(0)).map_err(self.err())?;
-            let clause = format!("ORDER BY created_at DESC, id LIMIT {} OFFSET {offset}", limit.min(i64::MAX as u64));
-            let briefs = self.read_briefs(&clause, &[])?;
-            Ok(BriefPage { briefs, total: total.max(0) as u64 })
+            let terms = query.terms();
+            if terms.as_ref().is_some_and(Vec::is_empty) {
+                return Ok(BriefPage::default());
+            }
+            let (from, to) = query.range_ms();
+            let mut conditions = vec!["listed_ms >= ?1 AND listed_ms < ?2".to_string()];
+            let mut args: Vec<rusqlite::types::Value> = vec![from.into(), to.into()];
+            if let Some(outlet) = &query.outlet {
+                args.push(outlet.clone().into());
+                conditions.push(format!("outlet = ?{}", args.len()));
+            }
+            if let Some(terms) = &terms {
+                let fts: Vec<String> = terms.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect();
+                args.push(fts.join(" ").into());
+                conditions
+                    .push(format!("rowid IN (SELECT rowid FROM briefs_fts WHERE briefs_fts MATCH ?{})", args.len()));
+            }
+            let filter = format!("WHERE {}", conditions.join(" AND "));
+            // A search walks the list index (which holds the listing time, id and outlet) and looks each entry up
+            // in the matches: left to itself, SQLite reads every matching row (JSON and all) to filter and sort.
+            let from_list = if terms.is_some() { "briefs INDEXED BY briefs_listed" } else { "briefs" };
+            let total: i64 = self
+                .lock()
+                .conn
+                .prepare_cached(&format!("SELECT COUNT(*) FROM {from_list} {filter}"))
+                .and_then(|mut s| s.query_row(rusqlite::params_from_iter(&args), |r| r.get(0)))
+                .map_err(self.err())?;
+            let limit = query.limit.min(i64::MAX as u64);
+            let order = "ORDER BY listed_ms DESC, id DESC";
+            let page = format!("{order} LIMIT {limit} OFFSET {}", query.offset.min(i64::MAX as u64));
+            let clause = if terms.is_some() {
+                format!("WHERE rowid IN (SELECT rowid FROM {from_list} {filter} {page}) {order}")
+            } else {
+                format!("{filter} {page}")
+            };
+            let briefs = if limit == 0 { Vec::new() } else { self.read_briefs(&clause, &args)? };
+            Ok(BriefPage { briefs, total: total.max(0) as u64, partial: false })
         })();
         self.tracker.track(Op::Read, result)
     }
 
-    fn read_briefs(&self, clause: &str, args: &[&str]) -> Result<Vec<StoredBrief>, StoreError> {
+    /// The outlets of the stored briefs, each once, sorted.
+    pub fn outlets(&self) -> Result<Vec<String>, StoreError> {
+        let result = (|| {
+            let inner = self.lock();
+            let mut stmt = inner
+                .conn
+                .prepare_cached("SELECT DISTINCT outlet FROM briefs WHERE outlet IS NOT NULL ORDER BY outlet")
+                .map_err(self.err())?;
+            let outlets = stmt.query_map([], |r| r.get(0)).map_err(self.err())?.collect::<Result<Vec<String>, _>>();
+            outlets.map_err(self.err())
+        })();
+        self.tracker.track(Op::Read, result)
+    }
+
+    fn read_briefs(&self, clause: &str, args: &[rusqlite::types::Value]) -> Result<Vec<StoredBrief>, StoreError> {
         let inner = self.lock();
-        let sql = format!("SELECT id, name, headline, summary, created_at, json, checksum FROM briefs {clause}");
+        let sql = format!("SELECT {BRIEF_COLUMNS} FROM briefs {clause}");
         let mut stmt = inner.conn.prepare_cached(&sql).map_err(self.err())?;
         let rows: Vec<Result<StoredBrief, String>> = stmt
             .query_map(rusqlite::params_from_iter(args), checked_brief)
@@ -590,7 +661,6 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              json TEXT NOT NULL,
              checksum BLOB
          );
-         CREATE INDEX IF NOT EXISTS briefs_created ON briefs(created_at);
          CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
          CREATE TRIGGER IF NOT EXISTS entries_added AFTER INSERT ON entries
              BEGIN UPDATE totals SET bytes = bytes + NEW.bytes WHERE id = 0; END;
@@ -631,6 +701,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             .collect::<Result<_, _>>()?;
         for b in briefs {
             conn.execute("UPDATE briefs SET checksum = ?2 WHERE id = ?1", params![b.id, &brief_checksum(&b)[..]])?;
+        }
+        if version < 3 {
+            index_briefs(conn)?;
         }
         // Version 2: the size of what is there now (the triggers keep it from here on).
         conn.execute(
@@ -673,7 +746,66 @@ fn row_to_brief(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredBrief> {
         summary: r.get(3)?,
         created_at: r.get(4)?,
         json: r.get(5)?,
+        ..StoredBrief::default()
     })
+}
+
+/// Version 3, inside the migration's transaction: the briefs' new columns, filled from each brief's JSON; the
+/// indexes of the newest-first lists (all, and by outlet); and the full-text index over the English headline,
+/// summary and translation, built from what is stored and kept by triggers from here on.
+fn index_briefs(conn: &Connection) -> rusqlite::Result<()> {
+    for (column, kind) in [
+        ("outlet", "TEXT"),
+        ("published_at", "TEXT"),
+        ("listed_ms", "INTEGER NOT NULL DEFAULT 0"),
+        ("translation", "TEXT NOT NULL DEFAULT ''"),
+    ] {
+        let present: bool =
+            conn.query_row("SELECT COUNT(*) > 0 FROM pragma_table_info('briefs') WHERE name = ?1", [column], |r| {
+                r.get(0)
+            })?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE briefs ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    let briefs: Vec<(String, String, String)> = conn
+        .prepare("SELECT id, created_at, json FROM briefs")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    {
+        let mut update = conn.prepare(
+            "UPDATE briefs SET outlet = ?2, published_at = ?3, listed_ms = ?4, translation = ?5 WHERE id = ?1",
+        )?;
+        for (id, created_at, json) in briefs {
+            let facets = BriefFacets::of_json(&json);
+            let listed =
+                StoredBrief { created_at, published_at: facets.published_at.clone(), ..StoredBrief::default() }
+                    .listed_at_ms();
+            update.execute(params![id, facets.outlet, facets.published_at, listed, facets.translation])?;
+        }
+    }
+    conn.execute_batch(
+        "DROP INDEX IF EXISTS briefs_created;
+         CREATE INDEX IF NOT EXISTS briefs_listed ON briefs(listed_ms DESC, id DESC, outlet);
+         CREATE INDEX IF NOT EXISTS briefs_outlet_listed ON briefs(outlet, listed_ms DESC, id DESC);
+         CREATE VIRTUAL TABLE IF NOT EXISTS briefs_fts USING fts5(headline, summary, translation,
+             content = 'briefs', content_rowid = 'rowid', tokenize = 'unicode61 remove_diacritics 2');
+         CREATE TRIGGER IF NOT EXISTS briefs_fts_added AFTER INSERT ON briefs BEGIN
+             INSERT INTO briefs_fts(rowid, headline, summary, translation)
+                 VALUES (NEW.rowid, NEW.headline, NEW.summary, NEW.translation);
+         END;
+         CREATE TRIGGER IF NOT EXISTS briefs_fts_removed AFTER DELETE ON briefs BEGIN
+             INSERT INTO briefs_fts(briefs_fts, rowid, headline, summary, translation)
+                 VALUES ('delete', OLD.rowid, OLD.headline, OLD.summary, OLD.translation);
+         END;
+         CREATE TRIGGER IF NOT EXISTS briefs_fts_changed AFTER UPDATE ON briefs BEGIN
+             INSERT INTO briefs_fts(briefs_fts, rowid, headline, summary, translation)
+                 VALUES ('delete', OLD.rowid, OLD.headline, OLD.summary, OLD.translation);
+             INSERT INTO briefs_fts(rowid, headline, summary, translation)
+                 VALUES (NEW.rowid, NEW.headline, NEW.summary, NEW.translation);
+         END;
+         INSERT INTO briefs_fts(briefs_fts) VALUES ('rebuild');",
+    )
 }
 
 /// SQLite's integrity check of a store file: `ok` when it is sound.
@@ -792,13 +924,14 @@ mod tests {
                 summary: "S".into(),
                 created_at: format!("2026-01-0{}T00:00:00Z", i + 1),
                 json: "{}".into(),
+                ..StoredBrief::default()
             };
             cache.put_brief(&brief).unwrap();
         }
         let page = cache.briefs(1, 2).unwrap();
         assert_eq!(page.total, 5);
         assert_eq!(page.briefs.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["b3", "b2"]);
-        assert_eq!(cache.briefs(5, 2).unwrap(), BriefPage { briefs: vec![], total: 5 });
+        assert_eq!(cache.briefs(5, 2).unwrap(), BriefPage { briefs: vec![], total: 5, partial: false });
     }
 
     #[test]
@@ -812,6 +945,7 @@ mod tests {
             summary: "S".into(),
             created_at: at.into(),
             json: "{}".into(),
+            ..StoredBrief::default()
         };
         cache.put_brief(&brief("a", "2026-01-01T00:00:00Z")).unwrap();
         cache.put_brief(&brief("b", "2026-02-01T00:00:00Z")).unwrap();
@@ -865,6 +999,7 @@ mod tests {
             summary: "S".into(),
             created_at: "2026-01-01T00:00:00Z".into(),
             json: "{}".into(),
+            ..StoredBrief::default()
         };
         cache.put_brief(&brief).unwrap();
         // "é" is C3 A9; C3 28 is not UTF-8.
@@ -917,6 +1052,7 @@ mod tests {
                     summary: format!("summary {i} ").repeat(40),
                     created_at: format!("2026-01-01T00:00:{:02}Z", i % 60),
                     json: "{}".into(),
+                    ..StoredBrief::default()
                 })
                 .unwrap();
         }
@@ -977,6 +1113,7 @@ mod tests {
             summary: big.clone(),
             created_at: "2026-01-01T00:00:00Z".into(),
             json: "{}".into(),
+            ..StoredBrief::default()
         };
         assert!(cache.put_brief(&brief).is_err());
         // Room again: the next write works and health is back to ok.
@@ -997,6 +1134,7 @@ mod tests {
             summary: "S".into(),
             created_at: "2026-01-01T00:00:00Z".into(),
             json: "{}".into(),
+            ..StoredBrief::default()
         };
         cache.put_brief(&brief("a")).unwrap();
         cache.put_brief(&brief("b")).unwrap();
@@ -1013,6 +1151,82 @@ mod tests {
         cache.drop_damaged(&report).unwrap();
         assert!(cache.check().unwrap().is_sound());
         assert_eq!(cache.stats().unwrap().entries, 0);
+    }
+
+    #[test]
+    fn a_version_2_store_is_migrated_keeping_and_indexing_every_brief() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = raw(dir.path());
+        // The tables of schema 2, as brief wrote them before the reader was paged.
+        db.execute_batch(
+            "CREATE TABLE entries (key BLOB PRIMARY KEY, task TEXT NOT NULL, model TEXT NOT NULL, params TEXT NOT NULL,
+                 input TEXT NOT NULL, output TEXT NOT NULL, bytes INTEGER NOT NULL, created INTEGER NOT NULL,
+                 last_used INTEGER NOT NULL, checksum BLOB) WITHOUT ROWID;
+             CREATE INDEX entries_last_used ON entries(last_used);
+             CREATE TABLE briefs (id TEXT PRIMARY KEY, name TEXT NOT NULL, headline TEXT NOT NULL,
+                 summary TEXT NOT NULL, created_at TEXT NOT NULL, json TEXT NOT NULL, checksum BLOB);
+             CREATE INDEX briefs_created ON briefs(created_at);
+             CREATE TABLE totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
+             INSERT INTO totals VALUES (0, 0);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        let json = |outlet: &str, published: &str, english: &str| {
+            serde_json::json!({
+                "headline": {"source": "Judul", "english": "A headline"},
+                "summary": "A summary.",
+                "source": {"name": "a.txt", "outlet": outlet, "published_at": published},
+                "paragraphs": [{"source": "Satu.", "english": "One."}, {"source": "Dua.", "english": english}],
+            })
+            .to_string()
+        };
+        let old = [
+            ("a", "2026-01-05T00:00:00Z", json("Kompas", "2024-05-01T08:00:00+07:00", "The dam in Subang opened.")),
+            ("b", "2026-01-04T00:00:00Z", "{}".to_string()),
+        ];
+        for (id, at, json) in &old {
+            let b = StoredBrief {
+                id: id.to_string(),
+                name: format!("{id}.txt"),
+                headline: "A headline".into(),
+                summary: "A summary.".into(),
+                created_at: at.to_string(),
+                json: json.clone(),
+                ..StoredBrief::default()
+            };
+            db.execute(
+                "INSERT INTO briefs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![b.id, b.name, b.headline, b.summary, b.created_at, b.json, &brief_checksum(&b)[..]],
+            )
+            .unwrap();
+        }
+        drop(db);
+        let cache = open(dir.path(), 1 << 20, Verify::Quick).unwrap();
+        let version: i64 = raw(dir.path()).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // Kept (checksums still good), and listed by publication time: a (2024) after b (made 2026).
+        assert_eq!(all_briefs(&cache).unwrap().iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        let a = cache.brief("a").unwrap().unwrap();
+        assert_eq!((a.outlet.as_deref(), a.translation.as_str()), (Some("Kompas"), "One.\nThe dam in Subang opened."));
+        let ids = |q: BriefQuery| -> Vec<String> {
+            cache.find(&BriefQuery { limit: 10, ..q }).unwrap().briefs.into_iter().map(|b| b.id).collect()
+        };
+        assert_eq!(ids(BriefQuery { text: Some("subang".into()), ..Default::default() }), ["a"]);
+        assert_eq!(ids(BriefQuery { outlet: Some("Kompas".into()), ..Default::default() }), ["a"]);
+        let may = time::macros::date!(2024 - 05 - 01);
+        assert_eq!(ids(BriefQuery { from: Some(may), to: Some(may), ..Default::default() }), ["a"]);
+        assert_eq!(cache.outlets().unwrap(), ["Kompas"]);
+        assert!(cache.check().unwrap().is_sound());
+        // The index follows deletes (a repair) and clears.
+        let report = CheckReport { damaged_briefs: vec!["a".into()], ..CheckReport::default() };
+        cache.drop_damaged(&report).unwrap();
+        assert!(ids(BriefQuery { text: Some("subang".into()), ..Default::default() }).is_empty());
+        cache.clear(true).unwrap();
+        assert!(all_briefs(&cache).unwrap().is_empty());
+        let fts: i64 = raw(dir.path())
+            .query_row("SELECT COUNT(*) FROM briefs_fts WHERE briefs_fts MATCH 'headline'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fts, 0);
     }
 
     #[test]
