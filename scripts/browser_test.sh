@@ -56,6 +56,22 @@ curl -fsS "$url/v1/briefs" -H 'content-type: application/json' \
   -d '{"name": "<b>markup.txt", "text": "<script>window.__brief_pwned = true</script> Judul dengan markup\nIsi berita <b>tebal</b> & \"kutipan\".\n"}' \
   >/dev/null
 
+# Sixty more through the API, for paging, search and the filters: four lines of real news each, from two outlets,
+# published on different days.
+python3 - "$work/sixty" <<'PY'
+import json, os, sys
+lines = [l.strip() for l in open("../shared/evaldata/mt/panl_news_test.id", encoding="utf-8") if l.strip()]
+os.makedirs(sys.argv[1])
+for i in range(60):
+    body = {"name": f"berita-{i:02d}.txt", "text": "\n\n".join(lines[4 * i:4 * i + 4]) + "\n",
+            "outlet": "Tempo" if i % 3 else "Kompas", "url": f"https://news.example/berita/{i}",
+            "published_at": f"2024-05-{1 + i % 28:02d}"}
+    json.dump(body, open(os.path.join(sys.argv[1], f"{i:02d}.json"), "w"))
+PY
+for f in "$work"/sixty/*.json; do
+  curl -fsS -o /dev/null "$url/v1/briefs" -H 'content-type: application/json' --data-binary "@$f"
+done
+
 # A second server with a key and a character limit, for the translate page's key field and limit checks.
 "$brief" serve --bind 127.0.0.1:0 "${models[@]}" --api-key browser-test-key --char-limit 300 \
   --cache-dir "$work/cache-keyed" 2>"$work/serve-keyed.log" &

@@ -10,7 +10,7 @@
 // summary and one English/Indonesian pair per paragraph; article markup shows as text and never runs; no console
 // errors, no page errors, no request leaves the server (fonts, scripts, CDNs); both a desktop and a phone layout.
 import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -36,6 +36,7 @@ const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir()
   headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--disable-quic'],
+  acceptDownloads: true,
 });
 const consoleErrors = [];
 let expectedStatus = null;
@@ -67,35 +68,140 @@ async function open(path, viewport, name) {
 const desktop = { width: 1280, height: 900 };
 const phone = { width: 390, height: 844 };
 
-// The index.
+// The index: a page at a time, newest first, with links through the rest.
+const all = stored;
+const pageSize = 20;
+const pages = Math.ceil(all.length / pageSize);
+check(all.length >= 60, `the store holds ${all.length} briefs (60 made for paging)`);
 const index = await open('/', desktop, 'index-desktop');
-const cards = await index.locator('.brief-card').count();
-check(cards === stored.length, `the index shows ${cards} briefs (the store has ${stored.length})`);
-const headlines = await index.locator('.brief-card h2').allInnerTexts();
-for (const b of stored) {
-  check(headlines.includes(b.headline.trim()), `the index shows the headline of ${b.name}`);
+const cardIds = () => index.locator('.brief-card h2 a').evaluateAll((as) => as.map((a) => a.getAttribute('href').replace('/briefs/', '')));
+const seen = [];
+for (let n = 1; ; n += 1) {
+  const ids = await cardIds();
+  check(ids.length === Math.min(pageSize, all.length - seen.length), `page ${n}: ${ids.length} briefs`);
+  check((await index.locator('#count').innerText()).includes(`page ${n} of ${pages}`), `page ${n}: "page ${n} of ${pages}"`);
+  seen.push(...ids);
+  const older = index.locator('nav.pager a[rel="next"]');
+  if (!(await older.count())) break;
+  await older.click();
+  await index.waitForLoadState('load');
+  check(new URL(index.url()).searchParams.get('page') === String(n + 1), `"Older" leads to the stable address ?page=${n + 1}`);
 }
+check(JSON.stringify(seen) === JSON.stringify(all.map((b) => b.id)), `paging through ${pages} pages shows every brief once, in the list's order`);
+await index.screenshot({ path: join(shots, 'index-last-page.png'), fullPage: true });
+await index.click('nav.pager a[rel="prev"]');
+await index.waitForLoadState('load');
+check(new URL(index.url()).searchParams.get('page') === String(pages - 1), `"Newer" goes back to page ${pages - 1}`);
+
+// Search: a word of the English that is in the fewest briefs finds exactly those.
+const words = (s) => s.toLowerCase().match(/[a-z0-9]+/g) || [];
+const english = new Map();
+for (const b of all) {
+  const full = await api(`/v1/briefs/${b.id}`);
+  english.set(b.id, new Set(words([full.headline.english, full.summary, ...full.paragraphs.map((p) => p.english)].join(' '))));
+}
+const counts = new Map();
+for (const set of english.values()) for (const w of set) counts.set(w, (counts.get(w) || 0) + 1);
+const [word, inBriefs] = [...counts].filter(([w]) => w.length >= 3).sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0]))[0];
+const expected = all.filter((b) => english.get(b.id).has(word)).map((b) => b.id);
+await index.fill('form.filters input[name="q"]', word);
+await index.click('form.filters button[type="submit"]');
+await index.waitForLoadState('load');
+check(new URL(index.url()).searchParams.get('q') === word, `the search has a stable address (?q=${word})`);
+const found = await cardIds();
+check(JSON.stringify(found) === JSON.stringify(expected.slice(0, pageSize)),
+  `searching "${word}" (in ${inBriefs} brief${inBriefs === 1 ? '' : 's'}' English) finds exactly ${inBriefs === 1 ? 'that one' : 'those'} (${found.length})`);
+await index.screenshot({ path: join(shots, 'index-search.png'), fullPage: true });
+await index.goto(`${base}/?q=zzqxjwv`, { waitUntil: 'load' });
+check((await index.locator('#no-match').innerText()).includes('No brief matches'), 'a search that finds nothing says so');
+
+// Filters: an outlet, and one day of publication.
+await index.goto(`${base}/`, { waitUntil: 'load' });
+await index.selectOption('form.filters select[name="outlet"]', 'Kompas');
+await index.click('form.filters button[type="submit"]');
+await index.waitForLoadState('load');
+const kompas = all.filter((b) => b.outlet === 'Kompas').map((b) => b.id);
+const kompasShown = await cardIds();
+const outlets = await index.locator('.brief-card .outlet').allInnerTexts();
+check(kompasShown.length === Math.min(pageSize, kompas.length) && outlets.every((o) => o === 'Kompas') &&
+  JSON.stringify(kompasShown) === JSON.stringify(kompas.slice(0, pageSize)), `the outlet filter shows the ${kompas.length} Kompas briefs`);
+await index.goto(`${base}/`, { waitUntil: 'load' });
+await index.fill('form.filters input[name="from"]', '2024-05-03');
+await index.fill('form.filters input[name="to"]', '2024-05-03');
+await index.click('form.filters button[type="submit"]');
+await index.waitForLoadState('load');
+const onDay = all.filter((b) => (b.published_at || '').startsWith('2024-05-03')).map((b) => b.id);
+check(onDay.length > 0 && JSON.stringify(await cardIds()) === JSON.stringify(onDay), `the date filter shows the ${onDay.length} briefs published on 2024-05-03`);
+expectedStatus = 400;
+const badDate = await index.goto(`${base}/?from=2024-13-01`, { waitUntil: 'load' });
+check(badDate.status() === 400 && (await index.locator('main').innerText()).includes('from'), 'a malformed date is a 400 page that names the parameter');
+expectedStatus = null;
+
+// The feed: linked from every page's head and header, and served.
+const feedLink = await index.locator('head link[rel="alternate"][type="application/atom+xml"]').getAttribute('href');
+check(feedLink === '/feed.atom', `each page links the feed for feed readers (${feedLink})`);
+check(await index.locator('header.site a[href="/feed.atom"]').count() === 1, 'the header has a Feed link');
+const feedResponse = await fetch(base + feedLink);
+const feedXml = await feedResponse.text();
+check(feedResponse.status === 200 && feedResponse.headers.get('content-type').startsWith('application/atom+xml') &&
+  feedXml.includes(`urn:brief:${all[0].id}`), 'the feed answers with the newest brief');
+
 const indexPhone = await open('/', phone, 'index-phone');
 const overflow = await indexPhone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 check(overflow <= 0, `no horizontal scrolling on a phone (overflow ${overflow}px)`);
 
-// A brief page, reached by clicking, as a reader would.
-const first = stored.find((b) => !b.name.includes('<')) || stored[0];
-await index.click(`a[href="/briefs/${first.id}"]`);
-await index.waitForLoadState('load');
+// A brief page of a seed (made by the batch: it has left-out lines), reached by clicking, as a reader would.
+const seedBriefs = [];
+for (const b of all.filter((b) => /^\d{3}_[0-9a-f]+\.txt$/.test(b.name))) seedBriefs.push(await api(`/v1/briefs/${b.id}`));
+const brief = seedBriefs.find((b) => b.dropped && b.dropped.length) || seedBriefs[0];
+const first = brief;
+await index.goto(`${base}/briefs/${brief.id}`, { waitUntil: 'load' });
 await index.screenshot({ path: join(shots, 'brief-desktop.png'), fullPage: true });
-const brief = await api(`/v1/briefs/${first.id}`);
 check((await index.locator('h1#headline').innerText()).trim() === brief.headline.english.trim(), 'the brief page shows the English headline');
 check((await index.locator('#summary').innerText()).trim() === brief.summary.trim(), 'the brief page shows the summary on top');
 const pairs = await index.locator('.pair').count();
-check(pairs === brief.paragraphs.length, `the brief page shows ${pairs} paragraph pairs (the brief has ${brief.paragraphs.length})`);
-const firstSource = (await index.locator('.pair .source').first().innerText()).trim();
-check(firstSource === brief.paragraphs[0].source.trim(), 'the original Indonesian stands beside the English');
+check(pairs === brief.paragraphs.length, `the brief page shows ${pairs} paragraphs (the brief has ${brief.paragraphs.length})`);
+check(!(await index.locator('.pair .source').first().isVisible()) && await index.locator('.pair .english').first().isVisible(),
+  'the English comes first; the Indonesian is not shown until asked for');
+await index.click('label[for="show-original"]');
+const firstSource = index.locator('.pair .source').first();
+check(await firstSource.isVisible() && (await firstSource.innerText()).trim() === brief.paragraphs[0].source.trim(), 'one click shows the original Indonesian');
 const columns = await index.evaluate(() => getComputedStyle(document.querySelector('.pair')).gridTemplateColumns.split(' ').length);
-check(columns === 2, `side by side on a desktop (${columns} columns)`);
+check(columns === 2, `beside the English on a desktop (${columns} columns)`);
+await index.screenshot({ path: join(shots, 'brief-desktop-original.png'), fullPage: true });
+const leftOut = (await index.locator('#left-out li').allInnerTexts()).map((t) => t.trim());
+check(brief.dropped.length > 0 && leftOut.length === brief.dropped.length &&
+  brief.dropped.every((d, i) => leftOut[i].startsWith(d.text.trim()) && leftOut[i].endsWith(d.rule)),
+  `the ${brief.dropped.length} left-out lines are shown, with their rules`);
+const note = await index.locator('#summary-note').count();
+check(note === (brief.summary_method.chunks_per_round[0] > 1 ? 1 : 0), `the summary says it was made from parts exactly when it was (${brief.summary_method.chunks_per_round})`);
+const madeBy = await index.locator('#made-by').innerText();
+check(madeBy.includes(brief.models.translate.id) && madeBy.includes(brief.models.summarize.id), 'the page says which models made it');
+await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+await index.click('#copy-link');
+await index.waitForFunction(() => document.querySelector('#copy-status').textContent !== '');
+const copied = await index.evaluate(() => navigator.clipboard.readText());
+check((await index.locator('#copy-status').innerText()) === 'Link copied.' && copied === `${base}/briefs/${brief.id}`, `"Copy link" copies the page's address (${copied})`);
+for (const [link, ext, start] of [['#download-md', 'md', '# '], ['#download-txt', 'txt', '']]) {
+  const [download] = await Promise.all([index.waitForEvent('download'), index.click(link)]);
+  const body = readFileSync(await download.path(), 'utf8');
+  check(download.suggestedFilename() === `brief-${brief.id}.${ext}` && body.startsWith(start) && body.includes(brief.summary.trim()),
+    `the ${ext} download is the brief (${download.suggestedFilename()})`);
+}
 const briefPhone = await open(`/briefs/${first.id}`, phone, 'brief-phone');
+check(!(await briefPhone.locator('.pair .source').first().isVisible()), 'on a phone too, the Indonesian waits for a click');
+await briefPhone.click('label[for="show-original"]');
 const phoneColumns = await briefPhone.evaluate(() => getComputedStyle(document.querySelector('.pair')).gridTemplateColumns.split(' ').length);
-check(phoneColumns === 1, `stacked on a phone (${phoneColumns} column)`);
+check(phoneColumns === 1, `under the English on a phone (${phoneColumns} column)`);
+const phoneOverflow = await briefPhone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+check(phoneOverflow <= 0, `brief page: no horizontal scrolling on a phone (overflow ${phoneOverflow}px)`);
+await briefPhone.screenshot({ path: join(shots, 'brief-phone-original.png'), fullPage: true });
+
+// A brief with its outlet, date and original address shows them.
+const withMeta = all.find((b) => b.outlet === 'Tempo');
+const metaPage = await open(`/briefs/${withMeta.id}`, desktop, 'brief-with-metadata');
+check((await metaPage.locator('#outlet').innerText()) === 'Tempo' && (await metaPage.locator('#original-link').getAttribute('href')).startsWith('https://news.example/berita/'),
+  'the outlet and the link to the original are shown');
 
 // Markup in an article is text, and never runs.
 const hostile = stored.find((b) => b.name.includes('<'));
@@ -103,6 +209,7 @@ if (hostile) {
   const page = await open(`/briefs/${hostile.id}`, desktop, 'brief-hostile');
   const ran = await page.evaluate(() => window.__brief_pwned === true);
   check(!ran, 'a <script> in an article does not run');
+  await page.click('label[for="show-original"]');
   const text = await page.locator('.original').innerText();
   check(text.includes('<script>'), 'a <script> in an article shows as text');
 }
