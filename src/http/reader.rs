@@ -185,6 +185,14 @@ fn download(brief: &crate::service::Brief, body: String, extension: &str, mime: 
     ([(header::CONTENT_TYPE, mime.to_string()), (header::CONTENT_DISPOSITION, disposition)], body).into_response()
 }
 
+fn brief_page(brief: crate::service::Brief) -> Response {
+    let made = made(&brief.created_at);
+    let published = brief.source.published_at.as_deref().map(published);
+    let rounds = brief.summary_method.chunks_per_round.len();
+    let chunks = brief.summary_method.chunks_per_round.first().copied().unwrap_or(1);
+    page_of(StatusCode::OK, "brief.html", context! { brief, made, published, chunks, rounds })
+}
+
 /// One brief: the English first (headline, summary, translation), the Indonesian one click away, what was left
 /// out, and the models; `/briefs/{id}.md` and `/briefs/{id}.txt` download it.
 pub async fn brief(State(state): State<AppState>, Path(id): Path<String>) -> Response {
@@ -201,13 +209,7 @@ pub async fn brief(State(state): State<AppState>, Path(id): Path<String>) -> Res
         Ok(Ok(brief)) => match wanted {
             BriefAs::Markdown => download(&brief, brief.to_markdown(), "md", "text/markdown; charset=utf-8"),
             BriefAs::Text => download(&brief, brief.to_text(), "txt", "text/plain; charset=utf-8"),
-            BriefAs::Page => {
-                let made = made(&brief.created_at);
-                let published = brief.source.published_at.as_deref().map(published);
-                let rounds = brief.summary_method.chunks_per_round.len();
-                let chunks = brief.summary_method.chunks_per_round.first().copied().unwrap_or(1);
-                page_of(StatusCode::OK, "brief.html", context! { brief, made, published, chunks, rounds })
-            }
+            BriefAs::Page => brief_page(brief),
         },
         Ok(Err(ServiceError::NotFound(_))) => {
             message(StatusCode::NOT_FOUND, "Not found", &format!("There is no brief with id {id}."))
@@ -235,6 +237,39 @@ fn store_unavailable() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn html(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn a_brief(chunks_per_round: &[usize]) -> crate::service::Brief {
+        let model = serde_json::json!({"id": "m", "revision": "local", "model_type": "marian"});
+        serde_json::from_value(serde_json::json!({
+            "schema": "brief/1", "id": "0123456789abcdef",
+            "source": {"name": "a.txt", "sha256": "0".repeat(64), "bytes": 10, "words": 2, "paragraphs": 2},
+            "headline": {"source": "Judul", "english": "Title"}, "summary": "Short.",
+            "paragraphs": [{"source": "Isi.", "english": "Body."}],
+            "models": {"translate": model, "summarize": model},
+            "summary_method": {"chunks_per_round": chunks_per_round},
+            "timings": {"translate_ms": 1, "summarize_ms": 1, "total_ms": 2}, "created_at": "2026-12-01T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_brief_page_says_when_the_summary_was_made_from_parts() {
+        let page = html(brief_page(a_brief(&[3, 1]))).await;
+        assert!(
+            page.contains(
+                "the summary was made from 3 parts of the translation, each summarized and then \
+                               summarized together (2 rounds)"
+            ),
+            "{page}"
+        );
+        let page = html(brief_page(a_brief(&[1]))).await;
+        assert!(!page.contains("summary-note") && !page.contains("id=\"left-out\""), "{page}");
+    }
 
     #[test]
     fn publication_times_read_as_people_write_them() {
