@@ -8,6 +8,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shots=${1:-$root/target/browser-test}
 cd "$root"
+# shellcheck source=lib/serve.sh
+source scripts/lib/serve.sh
 
 if ! command -v chromium >/dev/null 2>&1; then
   echo "installing Debian's chromium"
@@ -43,15 +45,8 @@ export HF_HUB_OFFLINE=1 BRIEF_CACHE_DIR="$work/cache"
 "$brief" batch ../shared/seeds --out "$work/out" "${models[@]}" >/dev/null
 
 # ...shown by the server, which also stores one made through the API, with markup in it.
-"$brief" serve --bind 127.0.0.1:0 "${models[@]}" 2>"$work/serve.log" &
-server_pid=$!
-url=""
-for _ in $(seq 1 200); do
-  url=$(sed -n 's/^brief listening on //p' "$work/serve.log" | head -n 1)
-  if [ -n "$url" ] && curl -fs "$url/health" >/dev/null 2>&1; then break; fi
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "brief serve did not start"; cat "$work/serve.log"; exit 1; }
+serve_brief "$work/serve.log" "${models[@]}"
+server_pid=$served_pid url=$served_url
 curl -fsS "$url/v1/briefs" -H 'content-type: application/json' \
   -d '{"name": "<b>markup.txt", "text": "<script>window.__brief_pwned = true</script> Judul dengan markup\nIsi berita <b>tebal</b> & \"kutipan\".\n"}' \
   >/dev/null
@@ -73,15 +68,7 @@ for f in "$work"/sixty/*.json; do
 done
 
 # A second server with a key and a character limit, for the translate page's key field and limit checks.
-"$brief" serve --bind 127.0.0.1:0 "${models[@]}" --api-key browser-test-key --char-limit 300 \
-  --cache-dir "$work/cache-keyed" 2>"$work/serve-keyed.log" &
-keyed_pid=$!
-keyed=""
-for _ in $(seq 1 200); do
-  keyed=$(sed -n 's/^brief listening on //p' "$work/serve-keyed.log" | head -n 1)
-  if [ -n "$keyed" ] && curl -fs "$keyed/health" >/dev/null 2>&1; then break; fi
-  sleep 0.1
-done
-[ -n "$keyed" ] || { echo "the keyed brief serve did not start"; cat "$work/serve-keyed.log"; exit 1; }
+serve_brief "$work/serve-keyed.log" "${models[@]}" --api-key browser-test-key --char-limit 300 --cache-dir "$work/cache-keyed"
+keyed_pid=$served_pid keyed=$served_url
 
 node scripts/browser/check.mjs "$url" "$shots" "$keyed"

@@ -6,6 +6,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=lib/serve.sh
+source scripts/lib/serve.sh
 venv=$root/target/feed-venv
 pin="feedparser==6.0.14"
 
@@ -31,15 +33,8 @@ trap cleanup EXIT
 models=(--model tests/fixtures/marian/tiny --summary-model tests/fixtures/t5/t5-v1_1
         --beams 2 --max-new-tokens 8 --summary-max-new-tokens 12 --summary-min-new-tokens 3)
 export HF_HUB_OFFLINE=1
-"$brief" serve --bind 127.0.0.1:0 "${models[@]}" --cache-dir "$work/cache" 2>"$work/serve.log" &
-server_pid=$!
-url=""
-for _ in $(seq 1 200); do
-  url=$(sed -n 's/^brief listening on //p' "$work/serve.log" | head -n 1)
-  if [ -n "$url" ] && curl -fs "$url/health" >/dev/null 2>&1; then break; fi
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "brief serve did not start"; cat "$work/serve.log"; exit 1; }
+serve_brief "$work/serve.log" "${models[@]}" --cache-dir "$work/cache"
+server_pid=$served_pid url=$served_url
 
 post() {
   curl -sS -o "$work/answer.json" -w '%{http_code}' "$url/v1/briefs" -H 'content-type: application/json' -d "$1"

@@ -268,10 +268,6 @@ impl RedisStore {
         self.tracker.track(Op::Read, result)
     }
 
-    pub fn briefs(&self, offset: u64, limit: u64) -> Result<BriefPage, StoreError> {
-        self.find(&BriefQuery::page(offset, limit))
-    }
-
     /// The briefs `query` asks for, newest first: the outlet's sorted set (or all briefs'), between the
     /// scores of the dates; a search reads the newest [`SEARCH_SCAN`] of those and matches their words here.
     pub fn find(&self, query: &BriefQuery) -> Result<BriefPage, StoreError> {

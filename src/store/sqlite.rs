@@ -512,12 +512,6 @@ impl SqliteStore {
         self.tracker.track(Op::Read, result)
     }
 
-    /// Sound briefs, newest first, `limit` of them from `offset` (damaged ones are deleted and left out), and
-    /// how many there are in all.
-    pub fn briefs(&self, offset: u64, limit: u64) -> Result<BriefPage, StoreError> {
-        self.find(&BriefQuery::page(offset, limit))
-    }
-
     /// The sound briefs `query` asks for, newest first by listing time then id (both descending, so pages never
     /// repeat or skip), and how many match. Search is FTS5 over the English headline, summary and translation,
     /// each word quoted (so no input is FTS5 syntax), all words required; matches are newest first too.
@@ -838,7 +832,7 @@ mod tests {
     }
 
     fn all_briefs(cache: &SqliteStore) -> Result<Vec<StoredBrief>, StoreError> {
-        cache.briefs(0, u64::MAX).map(|page| page.briefs)
+        cache.find(&BriefQuery::page(0, u64::MAX)).map(|page| page.briefs)
     }
 
     fn entry<'a>(key: CacheKey, input: &'a str, output: &'a str) -> Entry<'a> {
@@ -928,10 +922,13 @@ mod tests {
             };
             cache.put_brief(&brief).unwrap();
         }
-        let page = cache.briefs(1, 2).unwrap();
+        let page = cache.find(&BriefQuery::page(1, 2)).unwrap();
         assert_eq!(page.total, 5);
         assert_eq!(page.briefs.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["b3", "b2"]);
-        assert_eq!(cache.briefs(5, 2).unwrap(), BriefPage { briefs: vec![], total: 5, partial: false });
+        assert_eq!(
+            cache.find(&BriefQuery::page(5, 2)).unwrap(),
+            BriefPage { briefs: vec![], total: 5, partial: false }
+        );
     }
 
     #[test]
