@@ -197,6 +197,10 @@ enum Piece {
     Run(Run),
 }
 
+/// Most parse-and-serialize passes [`Html::render`] makes to reach a fragment that comes back from its own
+/// serialization (one is enough for every case the fuzzing found).
+const MAX_NORMALISE: usize = 3;
+
 /// A parsed HTML fragment, ready to give its sentences and to be rendered with their translations.
 #[derive(Debug, Clone)]
 pub struct Html {
@@ -235,10 +239,24 @@ impl Html {
 
     /// The fragment with each sentence replaced by the next of `translated` and its inline markup placed by the
     /// matching alignment (missing ones are no information), serialized by html5ever.
+    ///
+    /// Some trees a parser builds from broken markup do not come back from their own serialization (a heading
+    /// that the parser nested in another heading through an inline element, once that element is placed
+    /// elsewhere, closes the outer heading when parsed again). The result is therefore what a parser makes of it:
+    /// parsed and serialized again until it no longer changes (at most [`MAX_NORMALISE`] times), so that what a
+    /// browser shows is what was returned, and rendering the result again gives it back.
     pub fn render(&self, translated: &[String], alignments: &[WordAlignment]) -> String {
         let mut next = 0;
         let nodes = render_pieces(&self.pieces, translated, alignments, &mut next);
-        to_html(&nodes)
+        let mut html = to_html(&nodes);
+        for _ in 0..MAX_NORMALISE {
+            let again = to_html(&parse_nodes(&html));
+            if again == html {
+                break;
+            }
+            html = again;
+        }
+        html
     }
 }
 
