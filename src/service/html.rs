@@ -133,6 +133,13 @@ impl Serialize for Nodes<'_> {
             match node {
                 Node::Element { name, attrs, children } => {
                     serializer.start_elem(name.clone(), attrs.iter().map(|(k, v)| (k, v.as_str())))?;
+                    // A parser drops one newline right after <pre>, <textarea> and <listing>: the HTML
+                    // serialization algorithm writes one more there, which html5ever's serializer does not.
+                    let keeps_newline = matches!(local(name), "pre" | "textarea" | "listing")
+                        && matches!(children.first(), Some(Node::Text(t)) if t.starts_with('\n'));
+                    if keeps_newline {
+                        serializer.write_text("\n")?;
+                    }
                     Nodes(children).serialize(serializer, TraversalScope::IncludeNode)?;
                     serializer.end_elem(name.clone())?;
                 }

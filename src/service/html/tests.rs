@@ -177,6 +177,7 @@ const CASES: &[&str] = &[
     // Found by fuzzing: a heading the parser nests in another through a link; once the link is placed, the
     // serialization no longer parses to the same tree unless normalised.
     "<h2>K<a>x <h1 p>H <a h>Kata</a></h1></a></h2>",
+    "Biraralaig <textarea b>\n\n\n\n\n\nBiraralaig</textarea>",
     "<td></a></a><i></code><sup><!-- c -->&amp;<a href=\"/x?a=1&amp;b=2\">Joko</sup><sup>Dr.- .<code>Harga<b></sup>",
 ];
 
@@ -283,4 +284,12 @@ fn count_tags(html: &str) -> usize {
 #[test]
 fn html_name_is_html() {
     assert_eq!(&*html_name("b").local, "b");
+}
+
+#[test]
+fn a_newline_after_pre_and_textarea_survives_serialization() {
+    for html in ["<pre>\n\nkode</pre>", "<textarea>\n\n\nisi</textarea>", "<listing>\n\nx</listing>"] {
+        assert_eq!(reparsed(html), html);
+    }
+    assert_eq!(reparsed("<pre>\nkode</pre>"), "<pre>kode</pre>", "the first newline is the parser's to drop");
 }
