@@ -45,8 +45,7 @@ impl CustomOp1 for PackedLinear {
             candle_core::bail!("packed-linear: input {dims:?} does not end in {k}");
         }
         let m = x.len() / k;
-        let mut out = vec![0f32; m * n];
-        self.matrix.matmul_then(x, m, self.bias.as_deref(), self.epilogue, &mut out);
+        let out = self.matrix.matmul_new(x, m, self.bias.as_deref(), self.epilogue);
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("rank ≥ 1") = n;
         Ok((CpuStorage::F32(out), Shape::from(out_dims)))
