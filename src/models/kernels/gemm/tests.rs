@@ -149,3 +149,20 @@ fn bf16_rounds_to_nearest_even() {
     assert_eq!(bf16_to_f32(f32_to_bf16(1.0 + 3.0 / 256.0)), 1.0 + 4.0 / 256.0);
     assert!(bf16_to_f32(f32_to_bf16(f32::NAN)).is_nan());
 }
+
+/// `matmul_new` writes every value of its output (which is not zeroed first): it equals the product written over
+/// a buffer of NaN, whose every value must be overwritten too.
+#[test]
+fn matmul_new_writes_every_value() {
+    for (m, n, k) in SHAPES {
+        let (a, w, bias) = (pseudo(m * k, 1), pseudo(n * k, 2), pseudo(n, 3));
+        for precision in [Precision::F32, Precision::Bf16, Precision::Int8] {
+            let packed = PackedMatrix::pack(&w, n, k, precision);
+            let mut over_nan = vec![f32::NAN; m * n];
+            packed.matmul(&a, m, Some(&bias), &mut over_nan);
+            let new = packed.matmul_new(&a, m, Some(&bias), None);
+            assert!(over_nan.iter().all(|v| v.is_finite()), "{precision:?} {m}x{n}x{k}: a value left unwritten");
+            assert_eq!(new, over_nan, "{precision:?} {m}x{n}x{k}");
+        }
+    }
+}
