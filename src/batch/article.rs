@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::file_name;
 use crate::service::{Article, ArticleMeta};
 
 /// Lines searched for the closing `---` of a front-matter block.
@@ -109,10 +110,6 @@ fn read_sidecar(path: &Path) -> Result<ArticleMeta, String> {
     }
     let s: Sidecar = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file_name(path)))?;
     Ok(ArticleMeta { outlet: s.outlet, url: s.url, published_at: s.published_at })
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// The fields of both; one given in both must be the same.
