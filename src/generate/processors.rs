@@ -113,24 +113,102 @@ pub fn greedy_token(row: &[f32], constraint: &Constraint) -> u32 {
     }
 }
 
+/// A row of logits reduced chunk by chunk, in column order: the maximum and `Σ exp(x - max)` over every token
+/// (the first `log_softmax`), and the `k` best allowed tokens (equal values in index order). Folded as one
+/// chunk, it is exactly the arithmetic of a whole row; over several, the sums are rescaled to the larger
+/// maximum as they are combined (as an online softmax does).
+#[derive(Debug, Clone)]
+pub struct RowScore {
+    max: f32,
+    /// `Σ exp(x - max)` over the values folded so far.
+    sum: f32,
+    /// (logit, token), best first.
+    top: Vec<(f32, u32)>,
+}
+
+impl Default for RowScore {
+    fn default() -> Self {
+        Self { max: f32::NEG_INFINITY, sum: 0.0, top: Vec::new() }
+    }
+}
+
+impl RowScore {
+    /// Folds in `values`, the logits of tokens `first..`: into the sums when `sums`, and into the `k` best
+    /// unless `banned` (sorted) holds the token.
+    pub fn fold(&mut self, first: usize, values: &[f32], banned: &[u32], k: usize, sums: bool) {
+        use crate::models::kernels::math;
+        if sums {
+            let m = math::max(values);
+            if m != f32::NEG_INFINITY {
+                self.add_mass(m, math::sum_exp(values, m));
+            }
+        }
+        let lo = banned.partition_point(|&b| (b as usize) < first);
+        let hi = banned.partition_point(|&b| (b as usize) < first + values.len());
+        let banned = &banned[lo..hi];
+        for (x, i) in math::top_k(values, k, |i| banned.binary_search(&((first + i) as u32)).is_ok()) {
+            self.push(x, first as u32 + i, k);
+        }
+    }
+
+    /// Folds in the reduction of the columns after this one's.
+    pub fn merge(&mut self, later: RowScore, k: usize) {
+        if later.max != f32::NEG_INFINITY {
+            self.add_mass(later.max, later.sum);
+        }
+        for (x, t) in later.top {
+            self.push(x, t, k);
+        }
+    }
+
+    fn add_mass(&mut self, m: f32, sum: f32) {
+        if m > self.max {
+            self.sum = self.sum * (self.max - m).exp() + sum;
+            self.max = m;
+        } else {
+            self.sum += sum * (m - self.max).exp();
+        }
+    }
+
+    /// Keeps `(x, token)` among the `k` best; a later token equal to a kept one ranks after it.
+    fn push(&mut self, x: f32, token: u32, k: usize) {
+        if self.top.len() == k && self.top.last().is_some_and(|&(worst, _)| x <= worst) {
+            return;
+        }
+        let at = self.top.partition_point(|&(v, _)| v >= x);
+        self.top.insert(at, (x, token));
+        self.top.truncate(k);
+    }
+
+    /// The best allowed token (greedy search's argmax), if any.
+    pub fn best_token(&self) -> Option<u32> {
+        self.top.first().map(|&(_, t)| t)
+    }
+
+    /// The kept tokens' log-probabilities `x - max - ln Σ`, best first.
+    pub fn candidates(&self) -> Vec<(f32, u32)> {
+        let log_sum = self.sum.ln();
+        self.top.iter().map(|&(x, t)| (x - self.max - log_sum, t)).collect()
+    }
+}
+
 /// The `k` best continuations of a hypothesis as the reference scores them — `log_softmax`, the processors, and
 /// with `renormalize` a second `log_softmax` over the allowed tokens — without rewriting the row: one max pass,
 /// one exponential pass and one thresholded scan. Returns (log-probability, token), best first.
 pub fn row_candidates(row: &[f32], constraint: &Constraint, renormalize: bool, k: usize) -> Vec<(f32, u32)> {
-    use crate::models::kernels::math;
     let banned = match constraint {
         // log_softmax of a row that is -inf but for one 0 gives 0 there.
         Constraint::Forced(t) => return vec![(0.0, *t)],
         Constraint::Banned(banned) => banned,
     };
-    let m = math::max(row);
-    let sum = math::sum_exp(row, m);
+    let mut score = RowScore::default();
+    score.fold(0, row, banned, k, true);
+    if !renormalize || score.top.is_empty() {
+        return score.candidates();
+    }
+    let RowScore { max: m, sum, top } = score;
     let log_sum = sum.ln();
     let y = |x: f32| x - m - log_sum;
-    let top = math::top_k(row, k, |i| banned.binary_search(&(i as u32)).is_ok());
-    if !renormalize || top.is_empty() {
-        return top.into_iter().map(|(x, t)| (y(x), t)).collect();
-    }
     // The second log_softmax runs over the allowed tokens: its maximum is the best allowed one, and its sum is
     // Σ exp(x - best) over them.
     let best = top[0].0;
@@ -233,6 +311,41 @@ mod tests {
             }
         }
         assert_eq!(row_candidates(&row, &Constraint::Forced(3), true, 6), vec![(0.0, 3)]);
+    }
+
+    /// A row folded in chunks, merged in column order from several parts (as the packed product hands it
+    /// over), keeps the same tokens in the same order as the whole row, ties included, and the same
+    /// log-probabilities up to rounding.
+    #[test]
+    fn a_row_scored_in_chunks_equals_the_whole_row() {
+        let mut row: Vec<f32> = (0..1000).map(|i| ((i * 7919) % 1009) as f32 / 40.0 - 12.0).collect();
+        row[3] = 14.0; // the best, tied with a token in a later chunk
+        row[700] = 14.0;
+        let banned = vec![5, 17, 512];
+        let whole = row_candidates(&row, &Constraint::Banned(banned.clone()), false, 8);
+        for chunk in [1, 7, 32, 256, 999] {
+            for parts in [1, 3] {
+                let per_part = row.len().div_ceil(parts);
+                let mut merged = RowScore::default();
+                for part in 0..parts {
+                    let mut score = RowScore::default();
+                    let cols = part * per_part..((part + 1) * per_part).min(row.len());
+                    for first in cols.clone().step_by(chunk) {
+                        let end = (first + chunk).min(cols.end);
+                        score.fold(first, &row[first..end], &banned, 8, true);
+                    }
+                    merged.merge(score, 8);
+                }
+                let got = merged.candidates();
+                let tokens = |c: &[(f32, u32)]| c.iter().map(|&(_, t)| t).collect::<Vec<_>>();
+                assert_eq!(tokens(&got), tokens(&whole), "chunk {chunk}, parts {parts}");
+                assert_eq!(&tokens(&got)[..2], &[3, 700], "equal values keep index order");
+                for ((g, _), (w, _)) in got.iter().zip(&whole) {
+                    assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "chunk {chunk}: {g} vs {w}");
+                }
+                assert_eq!(merged.best_token(), Some(3));
+            }
+        }
     }
 
     /// A banned token far above the rest (exp(best - max) underflows to 0) still renormalises to finite scores.

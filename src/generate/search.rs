@@ -5,7 +5,7 @@
 use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
 
-use super::processors::{greedy_token, row_candidates, LogitsProcessor};
+use super::processors::{greedy_token, row_candidates, Constraint, LogitsProcessor, RowScore};
 use super::{Hypothesis, SearchOptions};
 use crate::models::config::EarlyStopping;
 use crate::models::{DecoderState, ModelError, Seq2Seq, SourceBatch};
@@ -30,9 +30,89 @@ fn with_host_values<R>(logits: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R
     Ok(f(&values))
 }
 
-fn feed(model: &dyn Seq2Seq, state: &mut DecoderState, last: &[u32]) -> Result<Tensor, ModelError> {
+/// How the next token of each row is chosen.
+#[derive(Clone, Copy)]
+enum Scoring {
+    /// The processed argmax.
+    Greedy,
+    /// The `k` best log-probabilities (renormalised over the allowed tokens when asked).
+    Beam { k: usize, renormalize: bool },
+}
+
+/// Feeds each row's last token and scores its next one under its constraint: for `Greedy` the chosen token
+/// (score 0), for `Beam` the best continuations, best first. Where the model's output projection is packed,
+/// its logits are folded into each row's score chunk by chunk as the product makes them, and never stored
+/// (128 × 54,796 values a step for Marian at beam 4 × batch 32); elsewhere, and for the renormalisation that
+/// needs whole rows, they are scored row by row on the host.
+fn next_tokens(
+    model: &dyn Seq2Seq,
+    state: &mut DecoderState,
+    last: &[u32],
+    constraints: &[Constraint],
+    scoring: Scoring,
+) -> Result<Vec<Vec<(f32, u32)>>, ModelError> {
     let tokens = Tensor::from_slice(last, (last.len(), 1), model.device())?;
-    model.decode(state, &tokens)
+    let hidden = model.decode_hidden(state, &tokens)?;
+    let (k, sums) = match scoring {
+        Scoring::Greedy => (1, false),
+        Scoring::Beam { renormalize: true, .. } => return host_scores(model, &hidden, constraints, scoring),
+        Scoring::Beam { k, .. } => (k, true),
+    };
+    let forced = |c: &Constraint| match c {
+        Constraint::Forced(t) => Some(vec![(0.0, *t)]),
+        Constraint::Banned(_) => None,
+    };
+    if let Some(all) = constraints.iter().map(forced).collect::<Option<Vec<_>>>() {
+        return Ok(all);
+    }
+    let fold = |score: &mut RowScore, row: usize, first: usize, values: &[f32]| {
+        if let Constraint::Banned(banned) = &constraints[row] {
+            score.fold(first, values, banned, k, sums);
+        }
+    };
+    let Some(parts) = model.head().fold_rows(&hidden, RowScore::default, fold)? else {
+        return host_scores(model, &hidden, constraints, scoring);
+    };
+    let mut rows = vec![RowScore::default(); constraints.len()];
+    for (row0, scores) in parts {
+        for (row, score) in rows[row0..].iter_mut().zip(scores) {
+            row.merge(score, k);
+        }
+    }
+    Ok(rows
+        .iter()
+        .zip(constraints)
+        .map(|(row, c)| {
+            forced(c).unwrap_or_else(|| match scoring {
+                Scoring::Greedy => vec![(0.0, row.best_token().unwrap_or(0))],
+                Scoring::Beam { .. } => row.candidates(),
+            })
+        })
+        .collect())
+}
+
+/// [`next_tokens`] over whole rows of logits on the host.
+fn host_scores(
+    model: &dyn Seq2Seq,
+    hidden: &Tensor,
+    constraints: &[Constraint],
+    scoring: Scoring,
+) -> Result<Vec<Vec<(f32, u32)>>, ModelError> {
+    let vocab = model.spec().vocab_size;
+    let logits = model.head().forward(hidden)?.to_dtype(candle_core::DType::F32)?;
+    with_host_values(&logits, |values| {
+        constraints
+            .par_iter()
+            .enumerate()
+            .map(|(r, constraint)| {
+                let row = &values[r * vocab..(r + 1) * vocab];
+                match scoring {
+                    Scoring::Greedy => vec![(0.0, greedy_token(row, constraint))],
+                    Scoring::Beam { k, renormalize } => row_candidates(row, constraint, renormalize, k),
+                }
+            })
+            .collect()
+    })
 }
 
 /// Greedy search: the processed argmax at every step until an end token or the maximum length.
@@ -42,7 +122,6 @@ pub fn greedy(
     batch: &SourceBatch,
     o: &SearchOptions,
 ) -> Result<Vec<Hypothesis>, ModelError> {
-    let vocab = model.spec().vocab_size;
     let items = batch.batch_size();
     let mut state = model.start_decoding(encoded, batch, 1, INITIAL_CAPACITY.min(o.max_length))?;
     let mut histories = vec![vec![o.decoder_start_token_id]; items];
@@ -51,17 +130,11 @@ pub fn greedy(
     while !active.is_empty() {
         let last: Vec<u32> =
             active.iter().map(|&i| *histories[i].last().expect("history starts with a token")).collect();
-        let logits = feed(model, &mut state, &last)?;
-        let next: Vec<u32> = with_host_values(&logits, |values| {
-            active
-                .par_iter()
-                .enumerate()
-                .map(|(r, &item)| {
-                    let constraint = processor.constraint(&histories[item]);
-                    greedy_token(&values[r * vocab..(r + 1) * vocab], &constraint)
-                })
-                .collect()
-        })?;
+        let constraints: Vec<Constraint> = active.iter().map(|&i| processor.constraint(&histories[i])).collect();
+        let next: Vec<u32> = next_tokens(model, &mut state, &last, &constraints, Scoring::Greedy)?
+            .into_iter()
+            .map(|best| best[0].1)
+            .collect();
         let mut keep = Vec::with_capacity(active.len());
         for (r, (&item, token)) in active.iter().zip(next).enumerate() {
             histories[item].push(token);
@@ -167,21 +240,14 @@ pub fn beam(
             .iter()
             .flat_map(|&i| items[i].running.iter().map(|b| *b.tokens.last().expect("beams start with a token")))
             .collect();
-        let logits = feed(model, &mut state, &last)?;
+        let constraints: Vec<Constraint> =
+            active.iter().flat_map(|&i| items[i].running.iter()).map(|b| processor.constraint(&b.tokens)).collect();
+        // Each decoder row's best continuations.
+        let scoring = Scoring::Beam { k: keep_k, renormalize: o.renormalize_logits };
+        let per_row = next_tokens(model, &mut state, &last, &constraints, scoring)?;
         let at_max_length = cur_len + 1 >= o.max_length;
         // For each active item, the decoder rows its new running beams continue.
         let mut parents: Vec<Vec<u32>> = Vec::with_capacity(active.len());
-        // Each decoder row's best continuations, scored on the host in parallel.
-        let rows: Vec<&Beam> = active.iter().flat_map(|&i| items[i].running.iter()).collect();
-        let per_row: Vec<Vec<(f32, u32)>> = with_host_values(&logits, |values| {
-            rows.par_iter()
-                .enumerate()
-                .map(|(r, beam)| {
-                    let constraint = processor.constraint(&beam.tokens);
-                    row_candidates(&values[r * vocab..(r + 1) * vocab], &constraint, o.renormalize_logits, keep_k)
-                })
-                .collect()
-        })?;
         for (a, &i) in active.iter().enumerate() {
             let item = &mut items[i];
             let mut top = TopK::new(keep_k);

@@ -133,6 +133,29 @@ impl Linear {
             None => Ok(y),
         }
     }
+
+    /// The map's output folded row by row without being stored, where its weights are packed (and it has no
+    /// activation): see [`PackedMatrix::matmul_fold`]. `x` is `[m, in]` in f32 on the CPU. `None` where the
+    /// map runs on candle's matmul; the caller then takes [`Linear::forward`].
+    pub fn fold_rows<S: Send>(
+        &self,
+        x: &Tensor,
+        init: impl Fn() -> S + Sync,
+        fold: impl Fn(&mut S, usize, usize, &[f32]) + Sync,
+    ) -> Result<Option<kernels::Folded<S>>, ModelError> {
+        let Some(packed) = self.packed.as_ref().filter(|p| p.epilogue.is_none()) else { return Ok(None) };
+        let x = x.contiguous()?;
+        let (m, k) = x.dims2()?;
+        if k != packed.matrix.k() || x.dtype() != DType::F32 {
+            let msg = format!("packed-linear fold: input {:?} {:?} for {k} inputs", x.dims(), x.dtype());
+            return Err(candle_core::Error::Msg(msg).into());
+        }
+        let (storage, layout) = x.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else { return Ok(None) };
+        let start = layout.start_offset();
+        let a = &cpu.as_slice::<f32>()?[start..start + m * k];
+        Ok(Some(packed.matrix.matmul_fold(a, m, packed.bias.as_deref(), init, fold)))
+    }
 }
 
 /// `LayerNorm` over the last dimension (`eps` as configured; `nn.LayerNorm` uses 1e-5).

@@ -271,11 +271,14 @@ impl Seq2Seq for Marian {
         DecoderState::new(cross, mask, group, (self.decoder_heads, d / self.decoder_heads), capacity)
     }
 
-    fn decode(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor, ModelError> {
+    fn decode_hidden(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor, ModelError> {
         let (rows, steps) = tokens.dims2()?;
         let (x, _) = self.run_decoder(state, tokens, None)?;
-        let logits = self.lm_head.forward(&x.reshape((rows * steps, self.d_model))?)?;
-        Ok(logits.reshape((rows, steps, self.spec.vocab_size))?.to_dtype(DType::F32)?)
+        Ok(x.reshape((rows * steps, self.d_model))?)
+    }
+
+    fn head(&self) -> &Linear {
+        &self.lm_head
     }
 
     fn cross_attention(

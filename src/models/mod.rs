@@ -216,8 +216,17 @@ pub trait Seq2Seq {
         group: usize,
         capacity: usize,
     ) -> Result<DecoderState, ModelError>;
+    /// Feeds `tokens` (`[rows, steps]`) and returns the decoder's output `[rows * steps, d_model]` as it
+    /// enters [`Seq2Seq::head`].
+    fn decode_hidden(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor, ModelError>;
+    /// The output projection onto the vocabulary.
+    fn head(&self) -> &layers::Linear;
     /// Feeds `tokens` (`[rows, steps]`) and returns logits `[rows, steps, vocab]` in f32.
-    fn decode(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor, ModelError>;
+    fn decode(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor, ModelError> {
+        let (rows, steps) = tokens.dims2()?;
+        let logits = self.head().forward(&self.decode_hidden(state, tokens)?)?;
+        Ok(logits.reshape((rows, steps, self.spec().vocab_size))?.to_dtype(DType::F32)?)
+    }
     /// Teacher-forced cross-attention weights of decoder layer `layer` (`None`: the architecture's default for
     /// alignment), averaged over heads: `targets` `[items, steps]` are decoder inputs (start token first, padded
     /// at the end); `[items, steps, source_len]` in f32, each row a distribution over the item's source tokens,

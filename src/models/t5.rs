@@ -372,7 +372,7 @@ impl Seq2Seq for T5 {
         DecoderState::new(cross, mask, group, (self.heads, self.d_kv), capacity)
     }
 
-    fn decode(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor, ModelError> {
+    fn decode_hidden(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor, ModelError> {
         let (rows, steps) = tokens.dims2()?;
         let past = state.len;
         state.reserve(steps)?;
@@ -411,8 +411,11 @@ impl Seq2Seq for T5 {
         if let Some(scale) = self.output_scale {
             h = (h * scale)?;
         }
-        let logits = self.lm_head.forward(&h)?;
-        Ok(logits.reshape((rows, steps, self.spec.vocab_size))?.to_dtype(DType::F32)?)
+        Ok(h)
+    }
+
+    fn head(&self) -> &Linear {
+        &self.lm_head
     }
 }
 

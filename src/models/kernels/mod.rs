@@ -7,7 +7,7 @@ pub mod gemm;
 pub mod isa;
 pub mod math;
 
-pub use gemm::{PackedMatrix, Precision};
+pub use gemm::{Folded, PackedMatrix, Precision};
 pub use isa::Isa;
 
 /// The output buffer of a parallel kernel, shared by tasks that each write their own disjoint part of it.

@@ -174,14 +174,96 @@ impl PackedMatrix {
         epilogue: Option<fn(&mut [f32])>,
         out: &mut [std::mem::MaybeUninit<f32>],
     ) {
+        assert_eq!(out.len(), m * self.n, "output size");
+        let Some((call, plan)) = self.prepare(isa, a, m, bias, epilogue) else { return };
+        let out = SendPtr(out.as_mut_ptr().cast());
+        (0..plan.tasks()).into_par_iter().for_each(|t| {
+            let (panels, row_panels) = plan.tile(t);
+            let dest = Dest { base: out.get(), ldc: self.n, row0: 0, col0: 0 };
+            self.sweep(&call, panels, row_panels.clone(), |p, acc| {
+                // SAFETY: tasks own disjoint (row block, panel range) pairs, so this task alone writes these
+                // tiles of the `m × n` output (its size checked above).
+                unsafe { self.write_panel(&call, p, row_panels.clone(), acc, &dest) }
+            });
+        });
+    }
+
+    /// The product without its `m × n` output: each row's values are handed to `fold` in chunks of at most
+    /// [`FOLD_COLUMNS`] consecutive columns, while they are still in cache, as `fold(state, row, first column,
+    /// values)`. Each parallel task folds its own share of the columns into fresh states (`init()`, one per
+    /// row of its row block). Returns every task's `(first row, states)`; for each row, the tasks come in the
+    /// order of their columns, and each task saw its columns in order.
+    ///
+    /// For a product whose output is only reduced row by row (the logits of a decoder step, 128 × 54,796 f32
+    /// values), this saves writing it to memory and reading it back.
+    pub fn matmul_fold<S: Send>(
+        &self,
+        a: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        init: impl Fn() -> S + Sync,
+        fold: impl Fn(&mut S, usize, usize, &[f32]) + Sync,
+    ) -> Folded<S> {
+        self.matmul_fold_on(super::isa::active(), a, m, bias, init, fold)
+    }
+
+    /// [`matmul_fold`](Self::matmul_fold) on the kernels of `isa` (the portable ones if this CPU cannot run it).
+    pub fn matmul_fold_on<S: Send>(
+        &self,
+        isa: Isa,
+        a: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+        init: impl Fn() -> S + Sync,
+        fold: impl Fn(&mut S, usize, usize, &[f32]) + Sync,
+    ) -> Folded<S> {
+        let Some((call, plan)) = self.prepare(isa, a, m, bias, None) else { return Vec::new() };
+        (0..plan.tasks())
+            .into_par_iter()
+            .map(|t| {
+                let (panels, row_panels) = plan.tile(t);
+                let row0 = row_panels.start * MR;
+                let rows = m.min(row_panels.end * MR) - row0;
+                let mut states: Vec<S> = (0..rows).map(|_| init()).collect();
+                let mut chunk = vec![0f32; rows * FOLD_COLUMNS];
+                let mut chunk_start = panels.start;
+                let flush = |from: usize, to: usize, chunk: &[f32], states: &mut [S]| {
+                    let (col0, width) = (from * NR, (to * NR).min(self.n) - from * NR);
+                    for (r, state) in states.iter_mut().enumerate() {
+                        fold(state, row0 + r, col0, &chunk[r * FOLD_COLUMNS..r * FOLD_COLUMNS + width]);
+                    }
+                };
+                self.sweep(&call, panels.clone(), row_panels.clone(), |p, acc| {
+                    let dest = Dest { base: chunk.as_mut_ptr(), ldc: FOLD_COLUMNS, row0, col0: chunk_start * NR };
+                    // SAFETY: the tiles of panel `p` lie inside this task's chunk (rows row0.., columns
+                    // chunk_start*NR.. of width FOLD_COLUMNS), which only this task holds.
+                    unsafe { self.write_panel(&call, p, row_panels.clone(), acc, &dest) };
+                    if p + 1 == chunk_start + FOLD_COLUMNS / NR || p + 1 == panels.end {
+                        flush(chunk_start, p + 1, &chunk, &mut states);
+                        chunk_start = p + 1;
+                    }
+                });
+                (row0, states)
+            })
+            .collect()
+    }
+
+    /// Checks the sizes, packs the activations and plans the tasks; `None` for an empty product.
+    fn prepare<'a>(
+        &self,
+        isa: Isa,
+        a: &[f32],
+        m: usize,
+        bias: Option<&'a [f32]>,
+        epilogue: Option<fn(&mut [f32])>,
+    ) -> Option<(Call<'a>, Plan)> {
         let (n, k) = (self.n, self.k);
         assert_eq!(a.len(), m * k, "activation size");
-        assert_eq!(out.len(), m * n, "output size");
         if let Some(b) = bias {
             assert_eq!(b.len(), n, "bias size");
         }
         if m == 0 || n == 0 {
-            return;
+            return None;
         }
         let isa = if isa.supported() { isa } else { Isa::Portable };
         let kernel = Kernel::choose(self.precision(), isa);
@@ -189,17 +271,24 @@ impl PackedMatrix {
         let plan = Plan::new(m, n, acts.panel_bytes());
         // Weights that fit in the caches stay there between calls; larger ones stream from memory.
         let stream = self.bytes() > PREFETCH_ABOVE;
-        let call = Call { kernel, acts: &acts, m, n, bias, epilogue, out: SendPtr(out.as_mut_ptr().cast()), stream };
-        (0..plan.tasks()).into_par_iter().for_each(|t| {
-            let (panels, row_panels) = plan.tile(t);
-            let mut acc = Accumulators::new(kernel, row_panels.len());
-            for p in panels.clone() {
-                let next_panel = (p + 1 < panels.end).then_some(p + 1);
-                self.accumulate_panel(&call, p, next_panel, row_panels.clone(), &mut acc);
-                // SAFETY: tasks own disjoint (row block, panel range) pairs, so this task alone writes these tiles.
-                unsafe { self.write_panel(&call, p, row_panels.clone(), &acc) };
-            }
-        });
+        Some((Call { kernel, acts, m, n, bias, epilogue, stream }, plan))
+    }
+
+    /// One task's work: the sums of each of its column panels over its row panels, handed to `done` panel by
+    /// panel.
+    fn sweep(
+        &self,
+        call: &Call,
+        panels: std::ops::Range<usize>,
+        row_panels: std::ops::Range<usize>,
+        mut done: impl FnMut(usize, &Accumulators),
+    ) {
+        let mut acc = Accumulators::new(call.kernel, row_panels.len());
+        for p in panels.clone() {
+            let next_panel = (p + 1 < panels.end).then_some(p + 1);
+            self.accumulate_panel(call, p, next_panel, row_panels.clone(), &mut acc);
+            done(p, &acc);
+        }
     }
 
     /// Sums the products of column panel `p` for each row panel in `row_panels` into `acc`, over k in blocks
@@ -224,7 +313,7 @@ impl PackedMatrix {
             let next = next.filter(|_| call.stream);
             for (i, q) in row_panels.clone().enumerate() {
                 let rows = MR.min(call.m - q * MR);
-                call.kernel.accumulate(call.acts, q, &self.panels, p, ks.clone(), acc, i, (rows, cols));
+                call.kernel.accumulate(&call.acts, q, &self.panels, p, ks.clone(), acc, i, (rows, cols));
                 if let Some((np, nk)) = next {
                     self.panels.prefetch(np, nk..steps.min(nk + K_BLOCK), steps, (i, parts));
                 }
@@ -232,12 +321,20 @@ impl PackedMatrix {
         }
     }
 
-    /// Writes the sums in `acc` to column panel `p` of the output: bias added, int8 dequantised, the epilogue
+    /// Writes the sums in `acc` to column panel `p` at `dest`: bias added, int8 dequantised, the epilogue
     /// applied.
     ///
     /// # Safety
-    /// No other thread may write these tiles of `call.out` meanwhile.
-    unsafe fn write_panel(&self, call: &Call, p: usize, row_panels: std::ops::Range<usize>, acc: &Accumulators) {
+    /// `dest` must hold the tiles of panel `p` and `row_panels` (rows `q * MR..`, columns `p * NR..` of the
+    /// product, at most `MR × NR` each, clipped to `m × n`), and no other thread may write them meanwhile.
+    unsafe fn write_panel(
+        &self,
+        call: &Call,
+        p: usize,
+        row_panels: std::ops::Range<usize>,
+        acc: &Accumulators,
+        dest: &Dest,
+    ) {
         let (m, n) = (call.m, call.n);
         let cols = NR.min(n - p * NR);
         let mut tile_bias = [0f32; NR];
@@ -246,28 +343,42 @@ impl PackedMatrix {
         }
         for (i, q) in row_panels.enumerate() {
             let rows = MR.min(m - q * MR);
-            // SAFETY: the tile (rows q*MR.., columns p*NR..) lies inside the output (m × n, checked by
-            // `matmul_on`), and only this caller writes it.
-            let c = unsafe { call.out.get().add(q * MR * n + p * NR) };
-            let tile = Tile { c, ldc: n, rows, cols, bias: &tile_bias };
+            // SAFETY: the tile (rows q*MR.., columns p*NR..) lies inside `dest`, which only this caller writes
+            // (the caller's contract).
+            let c = unsafe { dest.base.add((q * MR - dest.row0) * dest.ldc + p * NR - dest.col0) };
+            let tile = Tile { c, ldc: dest.ldc, rows, cols, bias: &tile_bias };
             // SAFETY: as above.
             unsafe {
-                acc.finish(i, (call.acts, q), (&self.panels, p), call.kernel.offsets(), &tile);
+                acc.finish(i, (&call.acts, q), (&self.panels, p), call.kernel.offsets(), &tile);
                 apply(call.epilogue, &tile);
             }
         }
     }
 }
 
+/// Where finished tiles go: `base` holds the product's row `row0`, column `col0`, at row stride `ldc`.
+struct Dest {
+    base: *mut f32,
+    ldc: usize,
+    row0: usize,
+    col0: usize,
+}
+
+/// What [`PackedMatrix::matmul_fold`] returns: each task's first row and its states, one per row.
+pub type Folded<S> = Vec<(usize, Vec<S>)>;
+
+/// Columns per chunk of [`PackedMatrix::matmul_fold`]: 8 panels, so that a task's chunk (up to 192 rows,
+/// 192 KiB) stays in L2 between the product and the fold.
+pub const FOLD_COLUMNS: usize = 8 * NR;
+
 /// What every task of one product shares.
 struct Call<'a> {
     kernel: Kernel,
-    acts: &'a ActPanels,
+    acts: ActPanels,
     m: usize,
     n: usize,
     bias: Option<&'a [f32]>,
     epilogue: Option<fn(&mut [f32])>,
-    out: SendPtr,
     /// Whether to prefetch the weights (see [`PREFETCH_ABOVE`]).
     stream: bool,
 }

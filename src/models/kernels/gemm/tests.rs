@@ -166,3 +166,48 @@ fn matmul_new_writes_every_value() {
         }
     }
 }
+
+/// `matmul_fold` hands every value of the product to the fold exactly once, equal bit for bit to `matmul`'s,
+/// in chunks of consecutive columns that come in column order for each row.
+#[test]
+fn matmul_fold_sees_every_value_once_in_column_order() {
+    let shapes = SHAPES.iter().copied().chain([(29, 600, 64), (130, 1000, 20), (200, 257, 9)]);
+    for isa in isa::available() {
+        for (m, n, k) in shapes.clone() {
+            let (a, w, bias) = (pseudo(m * k, 1), pseudo(n * k, 2), pseudo(n, 3));
+            for precision in [Precision::F32, Precision::Bf16, Precision::Int8] {
+                let packed = PackedMatrix::pack(&w, n, k, precision);
+                let mut want = vec![0f32; m * n];
+                packed.matmul_on(isa, &a, m, Some(&bias), None, &mut want);
+                let parts = packed.matmul_fold_on(
+                    isa,
+                    &a,
+                    m,
+                    Some(&bias),
+                    Vec::new,
+                    |seen: &mut Vec<(usize, f32)>, row, col0, values| {
+                        assert!(values.len() <= FOLD_COLUMNS && col0 + values.len() <= n, "{isa} {precision:?}: chunk");
+                        seen.extend(values.iter().enumerate().map(|(j, &v)| (row * n + col0 + j, v)));
+                    },
+                );
+                let mut got = vec![f32::NAN; m * n];
+                let mut next_col = vec![0usize; m];
+                for (row0, states) in parts {
+                    for (r, seen) in states.into_iter().enumerate() {
+                        for (at, v) in seen {
+                            assert_eq!(
+                                at,
+                                (row0 + r) * n + next_col[row0 + r],
+                                "{isa} {precision:?} {m}x{n}x{k}: order"
+                            );
+                            next_col[row0 + r] += 1;
+                            got[at] = v;
+                        }
+                    }
+                }
+                assert!(next_col.iter().all(|&c| c == n), "{isa} {precision:?} {m}x{n}x{k}: every column once");
+                assert_eq!(got, want, "{isa} {precision:?} {m}x{n}x{k}");
+            }
+        }
+    }
+}
