@@ -124,11 +124,13 @@ pub struct RowScore {
     sum: f32,
     /// (logit, token), best first.
     top: Vec<(f32, u32)>,
+    /// The banned tokens' logits, in token order (for the renormalisation).
+    banned: Vec<f32>,
 }
 
 impl Default for RowScore {
     fn default() -> Self {
-        Self { max: f32::NEG_INFINITY, sum: 0.0, top: Vec::new() }
+        Self { max: f32::NEG_INFINITY, sum: 0.0, top: Vec::new(), banned: Vec::new() }
     }
 }
 
@@ -146,7 +148,12 @@ impl RowScore {
         let lo = banned.partition_point(|&b| (b as usize) < first);
         let hi = banned.partition_point(|&b| (b as usize) < first + values.len());
         let banned = &banned[lo..hi];
-        for (x, i) in math::top_k(values, k, |i| banned.binary_search(&((first + i) as u32)).is_ok()) {
+        if sums {
+            self.banned.extend(banned.iter().map(|&b| values[b as usize - first]));
+        }
+        // Once `k` are kept, only values above the worst of them can enter.
+        let floor = if self.top.len() == k { self.top[k - 1].0 } else { f32::NEG_INFINITY };
+        for (x, i) in math::top_k_above(values, k, floor, |i| banned.binary_search(&((first + i) as u32)).is_ok()) {
             self.push(x, first as u32 + i, k);
         }
     }
@@ -159,6 +166,7 @@ impl RowScore {
         for (x, t) in later.top {
             self.push(x, t, k);
         }
+        self.banned.extend(later.banned);
     }
 
     fn add_mass(&mut self, m: f32, sum: f32) {
@@ -190,6 +198,25 @@ impl RowScore {
         let log_sum = self.sum.ln();
         self.top.iter().map(|&(x, t)| (x - self.max - log_sum, t)).collect()
     }
+
+    /// The candidates after the second `log_softmax`, over the allowed tokens, when the banned tokens' share
+    /// can be taken from the full sum: the maximum is allowed and the banned tokens hold less than half of the
+    /// mass. `None` otherwise: the allowed tokens must then be summed directly
+    /// ([`RowScore::renormalized_with`]).
+    pub fn renormalized(&self) -> Option<Vec<(f32, u32)>> {
+        let Some(&(best, _)) = self.top.first() else { return Some(Vec::new()) };
+        let banned_mass: f32 = self.banned.iter().map(|&x| (x - self.max).exp()).sum();
+        (best == self.max && banned_mass < 0.5 * self.sum).then(|| self.renormalized_with(self.sum - banned_mass))
+    }
+
+    /// The candidates after the second `log_softmax`, given `Σ exp(x - best)` over the allowed tokens.
+    pub fn renormalized_with(&self, allowed_sum: f32) -> Vec<(f32, u32)> {
+        let log_sum = self.sum.ln();
+        let y = |x: f32| x - self.max - log_sum;
+        let Some(&(best, _)) = self.top.first() else { return Vec::new() };
+        let (m2, log_sum2) = (y(best), allowed_sum.ln());
+        self.top.iter().map(|&(x, t)| (y(x) - m2 - log_sum2, t)).collect()
+    }
 }
 
 /// The `k` best continuations of a hypothesis as the reference scores them — `log_softmax`, the processors, and
@@ -206,27 +233,17 @@ pub fn row_candidates(row: &[f32], constraint: &Constraint, renormalize: bool, k
     if !renormalize || score.top.is_empty() {
         return score.candidates();
     }
-    let RowScore { max: m, sum, top } = score;
-    let log_sum = sum.ln();
-    let y = |x: f32| x - m - log_sum;
-    // The second log_softmax runs over the allowed tokens: its maximum is the best allowed one, and its sum is
-    // Σ exp(x - best) over them.
-    let best = top[0].0;
-    let banned_mass: f32 = banned.iter().filter_map(|&b| row.get(b as usize)).map(|&x| (x - m).exp()).sum();
-    let allowed_sum = if best == m && banned_mass < 0.5 * sum {
-        // The maximum is allowed: the full sum less the banned tokens' share (no second pass).
-        sum - banned_mass
-    } else {
+    score.renormalized().unwrap_or_else(|| {
         // The banned tokens held the maximum or most of the mass: sum the allowed ones directly.
-        row.iter()
+        let best = score.top[0].0;
+        let allowed_sum = row
+            .iter()
             .enumerate()
             .filter(|(i, _)| banned.binary_search(&(*i as u32)).is_err())
             .map(|(_, &x)| (x - best).exp())
-            .sum::<f32>()
-    };
-    let m2 = y(best);
-    let log_sum2 = allowed_sum.ln();
-    top.into_iter().map(|(x, t)| (y(x) - m2 - log_sum2, t)).collect()
+            .sum::<f32>();
+        score.renormalized_with(allowed_sum)
+    })
 }
 
 #[cfg(test)]
@@ -344,6 +361,12 @@ mod tests {
                     assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "chunk {chunk}: {g} vs {w}");
                 }
                 assert_eq!(merged.best_token(), Some(3));
+                let again = row_candidates(&row, &Constraint::Banned(banned.clone()), true, 8);
+                let renormalized = merged.renormalized().expect("the maximum is allowed");
+                assert_eq!(tokens(&renormalized), tokens(&again), "chunk {chunk}, parts {parts}, renormalised");
+                for ((g, _), (w, _)) in renormalized.iter().zip(&again) {
+                    assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "chunk {chunk}: {g} vs {w}");
+                }
             }
         }
     }
@@ -358,6 +381,9 @@ mod tests {
         expect[7] = f32::NEG_INFINITY;
         log_softmax_in_place(&mut expect);
         let got = row_candidates(&row, &Constraint::Banned(vec![7]), true, 3);
+        let mut score = RowScore::default();
+        score.fold(0, &row, &[7], 3, true);
+        assert_eq!(score.renormalized(), None, "a banned maximum needs the direct sum");
         assert_eq!(got.iter().map(|&(_, t)| t).collect::<Vec<_>>(), vec![49, 48, 47]);
         for (score, token) in got {
             assert!((score - expect[token as usize]).abs() < 1e-4, "{score} vs {}", expect[token as usize]);

@@ -42,8 +42,8 @@ enum Scoring {
 /// Feeds each row's last token and scores its next one under its constraint: for `Greedy` the chosen token
 /// (score 0), for `Beam` the best continuations, best first. Where the model's output projection is packed,
 /// its logits are folded into each row's score chunk by chunk as the product makes them, and never stored
-/// (128 × 54,796 values a step for Marian at beam 4 × batch 32); elsewhere, and for the renormalisation that
-/// needs whole rows, they are scored row by row on the host.
+/// (128 × 54,796 values a step for Marian at beam 4 × batch 32); elsewhere they are scored row by row on the
+/// host, as are the rare rows whose renormalisation needs a second pass over the allowed tokens.
 fn next_tokens(
     model: &dyn Seq2Seq,
     state: &mut DecoderState,
@@ -53,11 +53,6 @@ fn next_tokens(
 ) -> Result<Vec<Vec<(f32, u32)>>, ModelError> {
     let tokens = Tensor::from_slice(last, (last.len(), 1), model.device())?;
     let hidden = model.decode_hidden(state, &tokens)?;
-    let (k, sums) = match scoring {
-        Scoring::Greedy => (1, false),
-        Scoring::Beam { renormalize: true, .. } => return host_scores(model, &hidden, constraints, scoring),
-        Scoring::Beam { k, .. } => (k, true),
-    };
     let forced = |c: &Constraint| match c {
         Constraint::Forced(t) => Some(vec![(0.0, *t)]),
         Constraint::Banned(_) => None,
@@ -65,30 +60,56 @@ fn next_tokens(
     if let Some(all) = constraints.iter().map(forced).collect::<Option<Vec<_>>>() {
         return Ok(all);
     }
+    let Some(rows) = fold_rows(model, &hidden, constraints, scoring)? else {
+        return host_scores(model, &hidden, constraints, scoring);
+    };
+    let mut scored: Vec<Option<Vec<(f32, u32)>>> = rows
+        .iter()
+        .zip(constraints)
+        .map(|(row, c)| match (forced(c), scoring) {
+            (Some(f), _) => Some(f),
+            (None, Scoring::Greedy) => Some(vec![(0.0, row.best_token().unwrap_or(0))]),
+            (None, Scoring::Beam { renormalize: false, .. }) => Some(row.candidates()),
+            (None, Scoring::Beam { renormalize: true, .. }) => row.renormalized(),
+        })
+        .collect();
+    let again: Vec<u32> = (0..scored.len() as u32).filter(|&r| scored[r as usize].is_none()).collect();
+    if !again.is_empty() {
+        let picked = hidden.index_select(&Tensor::from_slice(&again, again.len(), hidden.device())?, 0)?;
+        let picked_constraints: Vec<Constraint> = again.iter().map(|&r| constraints[r as usize].clone()).collect();
+        let rescored = host_scores(model, &picked, &picked_constraints, scoring)?;
+        for (&r, row) in again.iter().zip(rescored) {
+            scored[r as usize] = Some(row);
+        }
+    }
+    Ok(scored.into_iter().map(|row| row.expect("every row scored")).collect())
+}
+
+/// Each row's [`RowScore`] of the head's output, folded as the packed product makes it; `None` where the head
+/// is not packed.
+fn fold_rows(
+    model: &dyn Seq2Seq,
+    hidden: &Tensor,
+    constraints: &[Constraint],
+    scoring: Scoring,
+) -> Result<Option<Vec<RowScore>>, ModelError> {
+    let (k, sums) = match scoring {
+        Scoring::Greedy => (1, false),
+        Scoring::Beam { k, .. } => (k, true),
+    };
     let fold = |score: &mut RowScore, row: usize, first: usize, values: &[f32]| {
         if let Constraint::Banned(banned) = &constraints[row] {
             score.fold(first, values, banned, k, sums);
         }
     };
-    let Some(parts) = model.head().fold_rows(&hidden, RowScore::default, fold)? else {
-        return host_scores(model, &hidden, constraints, scoring);
-    };
+    let Some(parts) = model.head().fold_rows(hidden, RowScore::default, fold)? else { return Ok(None) };
     let mut rows = vec![RowScore::default(); constraints.len()];
     for (row0, scores) in parts {
         for (row, score) in rows[row0..].iter_mut().zip(scores) {
             row.merge(score, k);
         }
     }
-    Ok(rows
-        .iter()
-        .zip(constraints)
-        .map(|(row, c)| {
-            forced(c).unwrap_or_else(|| match scoring {
-                Scoring::Greedy => vec![(0.0, row.best_token().unwrap_or(0))],
-                Scoring::Beam { .. } => row.candidates(),
-            })
-        })
-        .collect())
+    Ok(Some(rows))
 }
 
 /// [`next_tokens`] over whole rows of logits on the host.

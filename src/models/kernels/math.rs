@@ -58,7 +58,19 @@ pub fn top_k(row: &[f32], k: usize, skip: impl Fn(usize) -> bool) -> Vec<(f32, u
 
 /// [`top_k`] on the kernels of `isa`.
 pub fn top_k_on(isa: Isa, row: &[f32], k: usize, skip: impl Fn(usize) -> bool) -> Vec<(f32, u32)> {
-    let mut top = TopK { k, best: Vec::with_capacity(k + 1), threshold: f32::NEG_INFINITY };
+    top_k_above_on(isa, row, k, f32::NEG_INFINITY, skip)
+}
+
+/// [`top_k`] of the values above `floor` only (all of them for `-inf`): for a scan that continues another,
+/// whose `k`-th best so far is `floor`, so that most of the row is passed over.
+pub fn top_k_above(row: &[f32], k: usize, floor: f32, skip: impl Fn(usize) -> bool) -> Vec<(f32, u32)> {
+    top_k_above_on(isa::active(), row, k, floor, skip)
+}
+
+/// [`top_k_above`] on the kernels of `isa`.
+pub fn top_k_above_on(isa: Isa, row: &[f32], k: usize, floor: f32, skip: impl Fn(usize) -> bool) -> Vec<(f32, u32)> {
+    let floored = floor != f32::NEG_INFINITY;
+    let mut top = TopK { k, best: Vec::with_capacity(k + 1), threshold: floor, floored };
     if k == 0 {
         return top.best;
     }
@@ -81,7 +93,7 @@ fn portable_top_k(row: &[f32], top: &mut TopK, skip: &impl Fn(usize) -> bool) {
         let base = c * LANES;
         let block = &row[base..base + LANES];
         // Most blocks hold nothing above the current threshold once `best` is full.
-        if top.is_full() && block_max(block) <= top.threshold {
+        if top.gates() && block_max(block) <= top.threshold {
             continue;
         }
         for (j, &x) in block.iter().enumerate() {
@@ -97,8 +109,10 @@ fn portable_top_k(row: &[f32], top: &mut TopK, skip: &impl Fn(usize) -> bool) {
 struct TopK {
     k: usize,
     best: Vec<(f32, u32)>,
-    /// The worst kept value once `k` are kept.
+    /// The worst kept value once `k` are kept; before that, the floor.
     threshold: f32,
+    /// Whether values at or below the floor are left out before `k` are kept.
+    floored: bool,
 }
 
 impl TopK {
@@ -107,9 +121,15 @@ impl TopK {
         self.best.len() == self.k
     }
 
+    /// Whether a value must beat `threshold` to be kept.
+    #[inline(always)]
+    fn gates(&self) -> bool {
+        self.floored || self.is_full()
+    }
+
     #[inline(always)]
     fn consider(&mut self, i: usize, x: f32, skip: &impl Fn(usize) -> bool) {
-        if (self.is_full() && x <= self.threshold) || x.is_nan() || skip(i) {
+        if (self.gates() && x <= self.threshold) || x.is_nan() || skip(i) {
             return;
         }
         let at = self.best.partition_point(|&(v, _)| v >= x);
@@ -257,9 +277,9 @@ pub(crate) mod x86 {
         let chunks = row.len() / 16;
         for c in 0..chunks {
             let x = _mm512_loadu_ps(row.as_ptr().add(c * 16));
-            // Ordered comparison: NaN never passes; before `k` are kept the threshold is -inf.
+            // Ordered comparison: NaN never passes; before `k` are kept the threshold is the floor (-inf by default).
             let mut mask = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, _mm512_set1_ps(top.threshold)) as u32;
-            if !top.is_full() {
+            if !top.gates() {
                 mask = 0xffff;
             }
             while mask != 0 {
@@ -441,6 +461,10 @@ mod tests {
             let mut sorted: Vec<(f32, u32)> = long.iter().enumerate().map(|(i, &v)| (v, i as u32)).collect();
             sorted.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             assert_eq!(top_k_on(isa, &long, 8, |_| false), sorted[..8].to_vec(), "{isa}");
+            // Above a floor: only values greater than it, the floor itself left out.
+            let floor = sorted[5].0;
+            assert_eq!(top_k_above_on(isa, &long, 8, floor, |_| false), sorted[..5].to_vec(), "{isa}");
+            assert_eq!(top_k_above_on(isa, &long, 2, floor, |_| false), sorted[..2].to_vec(), "{isa}");
         }
     }
 }

@@ -281,6 +281,72 @@ fn load_half(row: &[f32; NR], h: usize) -> [__m256; 2] {
     unsafe { [_mm256_loadu_ps(half.as_ptr()), _mm256_loadu_ps(half.as_ptr().add(8))] }
 }
 
+/// Writes `acc` plus the bias into the valid part of `tile`, as [`super::Tile::store`] does: a whole tile in
+/// ymm registers, a partial one (the last panel of a row) through `Tile::store`.
+///
+/// # Safety
+/// AVX2 must be present, and the contract of [`super::Tile::store`] holds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn store(acc: &[[f32; NR]; MR], tile: &super::Tile) {
+    if tile.cols < NR {
+        // SAFETY: the caller's contract.
+        return unsafe { tile.store(acc) };
+    }
+    let bias = [load_half(tile.bias, 0), load_half(tile.bias, 1)];
+    for (i, row) in acc.iter().enumerate().take(tile.rows) {
+        let c = [load_half(row, 0), load_half(row, 1)];
+        // SAFETY: row `i < rows` of the tile holds NR values (the caller's contract).
+        unsafe {
+            let out = tile.c.add(i * tile.ldc);
+            for (h, (ch, bh)) in c.iter().zip(&bias).enumerate() {
+                _mm256_storeu_ps(out.add(16 * h), _mm256_add_ps(ch[0], bh[0]));
+                _mm256_storeu_ps(out.add(16 * h + 8), _mm256_add_ps(ch[1], bh[1]));
+            }
+        }
+    }
+}
+
+/// [`super::pack::dequantize`] in ymm registers for a whole tile, with the same operations in the same order
+/// (a product, then a sum, no fused multiply-add), so that the values are the same bit for bit; a partial tile
+/// through `pack::dequantize`.
+///
+/// # Safety
+/// AVX2 must be present, and the contract of [`super::Tile::store`] holds; `scale.cols` and `scale.sums`
+/// hold the tile's `cols` columns and `scale.rows` its `rows` rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn dequantize(acc: &[[i32; NR]; MR], offset: bool, scale: &super::pack::Int8Scales, tile: &super::Tile) {
+    if tile.cols < NR {
+        // SAFETY: the caller's contract.
+        return unsafe { super::pack::dequantize(acc, offset, scale, tile) };
+    }
+    let cols: &[f32; NR] = scale.cols[..NR].try_into().expect("NR column scales");
+    let sums: &[i32; NR] = scale.sums[..NR].try_into().expect("NR column sums");
+    let col_scale = [load_half(cols, 0), load_half(cols, 1)];
+    let bias = [load_half(tile.bias, 0), load_half(tile.bias, 1)];
+    let shift = if offset {
+        [0, 1].map(|h| load_i32(sums, h).map(|v| _mm256_slli_epi32::<7>(v)))
+    } else {
+        [[_mm256_setzero_si256(); 2]; 2]
+    };
+    for (i, row) in acc.iter().enumerate().take(tile.rows) {
+        let s = _mm256_set1_ps(scale.rows[i]);
+        let a = [load_i32(row, 0), load_i32(row, 1)];
+        // SAFETY: row `i < rows` of the tile holds NR values (the caller's contract).
+        unsafe {
+            let out = tile.c.add(i * tile.ldc);
+            for h in 0..2 {
+                for j in 0..2 {
+                    let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(a[h][j], shift[h][j]));
+                    let v = _mm256_add_ps(_mm256_mul_ps(x, _mm256_mul_ps(s, col_scale[h][j])), bias[h][j]);
+                    _mm256_storeu_ps(out.add(16 * h + 8 * j), v);
+                }
+            }
+        }
+    }
+}
+
 /// Stores two registers into columns `16h..16h + 16` of a row of sums.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
@@ -321,6 +387,18 @@ fn store_i32<const R: usize>(c: &[[__m256i; 2]; R], r0: usize, h: usize, acc: &m
 /// Never called: it panics.
 #[cfg(not(target_arch = "x86_64"))]
 pub unsafe fn f32(_: usize, _: &[f32], _: &[f32], _: &mut [[f32; NR]; MR], _: usize, _: usize) {
+    unreachable!("AVX2 kernels exist on x86-64 only")
+}
+/// # Safety
+/// Never called: it panics.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn dequantize(_: &[[i32; NR]; MR], _: bool, _: &super::pack::Int8Scales, _: &super::Tile) {
+    unreachable!("AVX2 kernels exist on x86-64 only")
+}
+/// # Safety
+/// Never called: it panics.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn store(_: &[[f32; NR]; MR], _: &super::Tile) {
     unreachable!("AVX2 kernels exist on x86-64 only")
 }
 /// # Safety

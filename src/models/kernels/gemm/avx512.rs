@@ -56,6 +56,101 @@ unsafe fn f32_tile<const R: usize>(steps: usize, ap: *const f32, bp: *const f32,
     }
 }
 
+/// Writes `acc` plus the bias into the valid part of `tile`, as [`super::Tile::store`] does, in zmm registers
+/// with masked stores for a partial tile.
+///
+/// # Safety
+/// AVX-512F must be present, and the contract of [`super::Tile::store`] holds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn store(acc: &[[f32; NR]; MR], tile: &super::Tile) {
+    let cols = tile.cols.min(NR);
+    let mask = |from: usize| -> __mmask16 {
+        match cols.saturating_sub(from) {
+            0 => 0,
+            c if c >= 16 => 0xffff,
+            c => (1u16 << c) - 1,
+        }
+    };
+    let (m0, m1) = (mask(0), mask(16));
+    let bias = load_f32(tile.bias);
+    for (i, row) in acc.iter().enumerate().take(tile.rows) {
+        let c = load_f32(row);
+        // SAFETY: row `i < rows` of the tile holds `cols` values (the caller's contract); masked-off lanes are
+        // not written, and the second half's address is formed only when it holds some of them.
+        unsafe {
+            let out = tile.c.add(i * tile.ldc);
+            _mm512_mask_storeu_ps(out, m0, _mm512_add_ps(c[0], bias[0]));
+            if m1 != 0 {
+                _mm512_mask_storeu_ps(out.add(16), m1, _mm512_add_ps(c[1], bias[1]));
+            }
+        }
+    }
+}
+
+/// [`super::pack::dequantize`] in zmm registers, with the same operations in the same order (a product, then
+/// a sum, no fused multiply-add), so that the values are the same bit for bit.
+///
+/// # Safety
+/// AVX-512F must be present, and the contract of [`super::Tile::store`] holds; `scale.cols` and `scale.sums`
+/// hold the tile's `cols` columns and `scale.rows` its `rows` rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn dequantize(acc: &[[i32; NR]; MR], offset: bool, scale: &super::pack::Int8Scales, tile: &super::Tile) {
+    let cols = tile.cols.min(NR);
+    assert!(scale.cols.len() >= cols && scale.sums.len() >= cols && scale.rows.len() >= tile.rows, "scales");
+    let mask = |from: usize| -> __mmask16 {
+        match cols.saturating_sub(from) {
+            0 => 0,
+            c if c >= 16 => 0xffff,
+            c => (1u16 << c) - 1,
+        }
+    };
+    let masks = [mask(0), mask(16)];
+    let bias = load_f32(tile.bias);
+    // SAFETY: masked loads read only the valid columns (checked above), and a half's address is formed only
+    // when it holds some of them.
+    let half = |h: usize, values: *const f32| unsafe {
+        if masks[h] == 0 {
+            _mm512_setzero_ps()
+        } else {
+            _mm512_maskz_loadu_ps(masks[h], values.add(16 * h))
+        }
+    };
+    let col_scale = [half(0, scale.cols.as_ptr()), half(1, scale.cols.as_ptr())];
+    let shift = if offset {
+        // 128 · Σw, the valid columns only (as `half`).
+        [0, 1].map(|h| unsafe {
+            // SAFETY: as in `half`.
+            let sums = if masks[h] == 0 {
+                _mm512_setzero_si512()
+            } else {
+                _mm512_maskz_loadu_epi32(masks[h], scale.sums.as_ptr().add(16 * h))
+            };
+            _mm512_slli_epi32::<7>(sums)
+        })
+    } else {
+        [_mm512_setzero_si512(); 2]
+    };
+    for (i, row) in acc.iter().enumerate().take(tile.rows) {
+        let s = _mm512_set1_ps(scale.rows[i]);
+        // SAFETY: row `i < rows` of the tile holds `cols` values (the caller's contract); masked-off lanes are
+        // not written, and the second half's address is formed only when it holds some of them.
+        unsafe {
+            let out = tile.c.add(i * tile.ldc);
+            for h in 0..2 {
+                if masks[h] == 0 {
+                    continue;
+                }
+                let a = _mm512_loadu_si512(row.as_ptr().add(16 * h).cast());
+                let x = _mm512_cvtepi32_ps(_mm512_sub_epi32(a, shift[h]));
+                let v = _mm512_add_ps(_mm512_mul_ps(x, _mm512_mul_ps(s, col_scale[h])), bias[h]);
+                _mm512_mask_storeu_ps(out.add(16 * h), masks[h], v);
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn load_f32(row: &[f32; NR]) -> [__m512; 2] {
@@ -158,6 +253,18 @@ unsafe fn int8_tile<const R: usize>(steps: usize, ap: *const u32, bp: *const i8,
 /// Never called: it panics.
 #[cfg(not(target_arch = "x86_64"))]
 pub unsafe fn f32(_: usize, _: &[f32], _: &[f32], _: &mut [[f32; NR]; MR], _: usize) {
+    unreachable!("AVX-512 kernels exist on x86-64 only")
+}
+/// # Safety
+/// Never called: it panics.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn dequantize(_: &[[i32; NR]; MR], _: bool, _: &super::pack::Int8Scales, _: &super::Tile) {
+    unreachable!("AVX-512 kernels exist on x86-64 only")
+}
+/// # Safety
+/// Never called: it panics.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn store(_: &[[f32; NR]; MR], _: &super::Tile) {
     unreachable!("AVX-512 kernels exist on x86-64 only")
 }
 /// # Safety

@@ -92,7 +92,16 @@ impl Tile<'_> {
     pub unsafe fn write_row(&self, i: usize, values: &[f32; NR]) {
         // Through the raw pointer: the output may not be initialised yet (see `PackedMatrix::matmul_new`).
         // SAFETY: row `i` holds `cols ≤ NR` values that only the caller writes (the caller's contract).
-        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.c.add(i * self.ldc), self.cols) };
+        unsafe {
+            let row = self.c.add(i * self.ldc);
+            if self.cols == NR {
+                // A fixed-size copy, in moves as wide as the stores that just wrote `values`: a `memmove` of a
+                // variable length reads them back in other widths, which stalls on store forwarding.
+                row.cast::<[f32; NR]>().write_unaligned(*values);
+            } else {
+                std::ptr::copy_nonoverlapping(values.as_ptr(), row, self.cols);
+            }
+        }
     }
 }
 
@@ -349,7 +358,7 @@ impl PackedMatrix {
             let tile = Tile { c, ldc: dest.ldc, rows, cols, bias: &tile_bias };
             // SAFETY: as above.
             unsafe {
-                acc.finish(i, (&call.acts, q), (&self.panels, p), call.kernel.offsets(), &tile);
+                acc.finish(i, (&call.acts, q), (&self.panels, p), call.kernel, &tile);
                 apply(call.epilogue, &tile);
             }
         }
@@ -420,18 +429,31 @@ impl Accumulators {
         i: usize,
         (acts, q): (&ActPanels, usize),
         (weights, p): (&WeightPanels, usize),
-        offset: bool,
+        kernel: Kernel,
         tile: &Tile,
     ) {
+        let offset = kernel.offsets();
         match (self, acts, weights) {
-            // SAFETY: the caller's contract.
-            (Accumulators::F32(v), _, _) => unsafe { tile.store(&v[i]) },
+            // SAFETY: the caller's contract, and each kernel runs only where the CPU has its features.
+            (Accumulators::F32(v), _, _) => unsafe {
+                match kernel {
+                    Kernel::F32Avx512 | Kernel::Bf16Avx512 => avx512::store(&v[i], tile),
+                    Kernel::F32Avx2 | Kernel::Bf16Avx2 => avx2::store(&v[i], tile),
+                    _ => tile.store(&v[i]),
+                }
+            },
             (Accumulators::I32(v), ActPanels::Int8 { scales, .. }, WeightPanels::Int8 { scales: ws, sums, .. }) => {
                 let cols = p * NR..(p * NR + tile.cols);
                 let rows = q * MR..(q * MR + tile.rows);
                 let scale = pack::Int8Scales { rows: &scales[rows], cols: &ws[cols.clone()], sums: &sums[cols] };
                 // SAFETY: the caller's contract.
-                unsafe { pack::dequantize(&v[i], offset, &scale, tile) }
+                unsafe {
+                    match kernel {
+                        Kernel::Int8Vnni512 => avx512::dequantize(&v[i], offset, &scale, tile),
+                        Kernel::Int8Vnni256 | Kernel::Int8Avx2 => avx2::dequantize(&v[i], offset, &scale, tile),
+                        _ => pack::dequantize(&v[i], offset, &scale, tile),
+                    }
+                }
             }
             _ => unreachable!("int8 sums come with int8 panels"),
         }

@@ -89,9 +89,9 @@ pub(super) unsafe fn top_k(row: &[f32], top: &mut super::TopK, skip: &impl Fn(us
     for c in 0..chunks {
         // SAFETY: chunk `c` lies inside `row`.
         let x = unsafe { _mm256_loadu_ps(row.as_ptr().add(c * 8)) };
-        // Ordered comparison: NaN never passes; before `k` are kept the threshold is -inf.
+        // Ordered comparison: NaN never passes; before `k` are kept the threshold is the floor (-inf by default).
         let mut mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(x, _mm256_set1_ps(top.threshold))) as u32;
-        if !top.is_full() {
+        if !top.gates() {
             mask = 0xff;
         }
         while mask != 0 {
