@@ -363,6 +363,59 @@ pub fn beam(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::{kernels, ComputeType, ModelFiles};
+    use candle_core::Device;
+
+    /// The folded scores equal the host's over whole rows: the same tokens, the same log-probabilities up to
+    /// rounding, and, for a row whose maximum is banned (which needs the direct sum), exactly the host's.
+    #[test]
+    fn folded_scores_equal_host_scores_and_a_banned_maximum_is_rescored() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marian/tiny");
+        let files = ModelFiles { dir, id: "tiny".into(), revision: "local".into() };
+        let loaded = crate::models::load(&files, &Device::Cpu, ComputeType::F32).expect("fixture loads");
+        let model = loaded.model.as_ref();
+        let pad = model.spec().pad_token_id;
+        let batch = SourceBatch::new(&[vec![5, 6, 7, 0], vec![8, 9, 0]], pad, &Device::Cpu).unwrap();
+        let encoded = model.encode(&batch).unwrap();
+        let last = [model.spec().decoder_start_token_id, 5, 17, 100];
+        let tokens = Tensor::from_slice(&last, (4, 1), &Device::Cpu).unwrap();
+        let mut state = model.start_decoding(&encoded, &batch, 2, 8).unwrap();
+        let hidden = model.decode_hidden(&mut state, &tokens).unwrap();
+        let logits: Vec<Vec<f32>> = model.head().forward(&hidden).unwrap().to_vec2().unwrap();
+        let argmax = |row: &[f32]| (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b }) as u32;
+        let constraints = [
+            Constraint::Banned(vec![argmax(&logits[0])]),
+            Constraint::Banned(vec![]),
+            Constraint::Banned(vec![3, argmax(&logits[2]) + 1]),
+            Constraint::Forced(3),
+        ];
+        for scoring in [Scoring::Beam { k: 4, renormalize: true }, Scoring::Beam { k: 4, renormalize: false }] {
+            let want = host_scores(model, &hidden, &constraints, scoring).unwrap();
+            let mut fresh = model.start_decoding(&encoded, &batch, 2, 8).unwrap();
+            let got = next_tokens(model, &mut fresh, &last, &constraints, scoring).unwrap();
+            for (r, (g, w)) in got.iter().zip(&want).enumerate() {
+                let ids = |c: &[(f32, u32)]| c.iter().map(|&(_, t)| t).collect::<Vec<_>>();
+                assert_eq!(ids(g), ids(w), "row {r}");
+                for ((a, _), (b, _)) in g.iter().zip(w) {
+                    assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "row {r}: {a} vs {b}");
+                }
+            }
+            if let Scoring::Beam { renormalize: true, .. } = scoring {
+                assert_eq!(got[0], want[0], "the row with a banned maximum is scored on the host");
+            }
+        }
+        let greedy = next_tokens(
+            model,
+            &mut model.start_decoding(&encoded, &batch, 2, 8).unwrap(),
+            &last,
+            &constraints,
+            Scoring::Greedy,
+        )
+        .unwrap();
+        assert_eq!(greedy, host_scores(model, &hidden, &constraints, Scoring::Greedy).unwrap());
+        let folded = fold_rows(model, &hidden, &constraints, Scoring::Greedy).unwrap().is_some();
+        assert_eq!(folded, kernels::isa::active() != kernels::Isa::Portable, "the head folds where it is packed");
+    }
 
     #[test]
     fn topk_keeps_the_best_in_order_and_earlier_indices_on_ties() {
