@@ -113,6 +113,45 @@ pub fn greedy_token(row: &[f32], constraint: &Constraint) -> u32 {
     }
 }
 
+/// A candidate continuation: its score and its index (a token, or `beam * vocab + token` in beam search).
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate {
+    pub score: f32,
+    pub index: usize,
+}
+
+/// Keeps the `k` best candidates, best first; a candidate equal to a kept one ranks after it, so that pushed
+/// in index order, the earlier index ranks first on equal scores (as `topk` does).
+#[derive(Debug, Clone)]
+pub struct TopK {
+    k: usize,
+    pub best: Vec<Candidate>,
+}
+
+impl TopK {
+    pub fn new(k: usize) -> Self {
+        Self { k, best: Vec::with_capacity(k + 1) }
+    }
+
+    #[inline]
+    pub fn push(&mut self, score: f32, index: usize) {
+        if self.best.len() == self.k {
+            match self.best.last() {
+                Some(worst) if score > worst.score || (worst.score.is_nan() && !score.is_nan()) => {}
+                _ => return,
+            }
+        }
+        let at = self.best.partition_point(|c| c.score >= score);
+        self.best.insert(at, Candidate { score, index });
+        self.best.truncate(self.k);
+    }
+
+    /// The worst kept score once `k` are kept.
+    fn floor(&self) -> Option<f32> {
+        (self.best.len() == self.k).then(|| self.best.last().map(|c| c.score)).flatten()
+    }
+}
+
 /// A row of logits reduced chunk by chunk, in column order: the maximum and `Σ exp(x - max)` over every token
 /// (the first `log_softmax`), and the `k` best allowed tokens (equal values in index order). Folded as one
 /// chunk, it is exactly the arithmetic of a whole row; over several, the sums are rescaled to the larger
@@ -122,22 +161,21 @@ pub struct RowScore {
     max: f32,
     /// `Σ exp(x - max)` over the values folded so far.
     sum: f32,
-    /// (logit, token), best first.
-    top: Vec<(f32, u32)>,
+    /// The best allowed logits, by token.
+    top: TopK,
     /// The banned tokens' logits, in token order (for the renormalisation).
     banned: Vec<f32>,
 }
 
-impl Default for RowScore {
-    fn default() -> Self {
-        Self { max: f32::NEG_INFINITY, sum: 0.0, top: Vec::new(), banned: Vec::new() }
-    }
-}
-
 impl RowScore {
-    /// Folds in `values`, the logits of tokens `first..`: into the sums when `sums`, and into the `k` best
-    /// unless `banned` (sorted) holds the token.
-    pub fn fold(&mut self, first: usize, values: &[f32], banned: &[u32], k: usize, sums: bool) {
+    /// An empty reduction that keeps the `k` best tokens.
+    pub fn new(k: usize) -> Self {
+        Self { max: f32::NEG_INFINITY, sum: 0.0, top: TopK::new(k), banned: Vec::new() }
+    }
+
+    /// Folds in `values`, the logits of tokens `first..`: into the sums when `sums`, and into the best unless
+    /// `banned` (sorted) holds the token.
+    pub fn fold(&mut self, first: usize, values: &[f32], banned: &[u32], sums: bool) {
         use crate::models::kernels::math;
         if sums {
             let m = math::max(values);
@@ -152,19 +190,20 @@ impl RowScore {
             self.banned.extend(banned.iter().map(|&b| values[b as usize - first]));
         }
         // Once `k` are kept, only values above the worst of them can enter.
-        let floor = if self.top.len() == k { self.top[k - 1].0 } else { f32::NEG_INFINITY };
-        for (x, i) in math::top_k_above(values, k, floor, |i| banned.binary_search(&((first + i) as u32)).is_ok()) {
-            self.push(x, first as u32 + i, k);
+        let floor = self.top.floor().unwrap_or(f32::NEG_INFINITY);
+        let skip = |i: usize| banned.binary_search(&((first + i) as u32)).is_ok();
+        for (x, i) in math::top_k_above(values, self.top.k, floor, skip) {
+            self.top.push(x, first + i as usize);
         }
     }
 
     /// Folds in the reduction of the columns after this one's.
-    pub fn merge(&mut self, later: RowScore, k: usize) {
+    pub fn merge(&mut self, later: RowScore) {
         if later.max != f32::NEG_INFINITY {
             self.add_mass(later.max, later.sum);
         }
-        for (x, t) in later.top {
-            self.push(x, t, k);
+        for c in later.top.best {
+            self.top.push(c.score, c.index);
         }
         self.banned.extend(later.banned);
     }
@@ -178,25 +217,15 @@ impl RowScore {
         }
     }
 
-    /// Keeps `(x, token)` among the `k` best; a later token equal to a kept one ranks after it.
-    fn push(&mut self, x: f32, token: u32, k: usize) {
-        if self.top.len() == k && self.top.last().is_some_and(|&(worst, _)| x <= worst) {
-            return;
-        }
-        let at = self.top.partition_point(|&(v, _)| v >= x);
-        self.top.insert(at, (x, token));
-        self.top.truncate(k);
-    }
-
     /// The best allowed token (greedy search's argmax), if any.
     pub fn best_token(&self) -> Option<u32> {
-        self.top.first().map(|&(_, t)| t)
+        self.top.best.first().map(|c| c.index as u32)
     }
 
     /// The kept tokens' log-probabilities `x - max - ln Σ`, best first.
     pub fn candidates(&self) -> Vec<(f32, u32)> {
         let log_sum = self.sum.ln();
-        self.top.iter().map(|&(x, t)| (x - self.max - log_sum, t)).collect()
+        self.top.best.iter().map(|c| (c.score - self.max - log_sum, c.index as u32)).collect()
     }
 
     /// The candidates after the second `log_softmax`, over the allowed tokens, when the banned tokens' share
@@ -204,18 +233,18 @@ impl RowScore {
     /// mass. `None` otherwise: the allowed tokens must then be summed directly
     /// ([`RowScore::renormalized_with`]).
     pub fn renormalized(&self) -> Option<Vec<(f32, u32)>> {
-        let Some(&(best, _)) = self.top.first() else { return Some(Vec::new()) };
+        let Some(best) = self.top.best.first() else { return Some(Vec::new()) };
         let banned_mass: f32 = self.banned.iter().map(|&x| (x - self.max).exp()).sum();
-        (best == self.max && banned_mass < 0.5 * self.sum).then(|| self.renormalized_with(self.sum - banned_mass))
+        (best.score == self.max && banned_mass < 0.5 * self.sum).then(|| self.renormalized_with(self.sum - banned_mass))
     }
 
     /// The candidates after the second `log_softmax`, given `Σ exp(x - best)` over the allowed tokens.
     pub fn renormalized_with(&self, allowed_sum: f32) -> Vec<(f32, u32)> {
         let log_sum = self.sum.ln();
         let y = |x: f32| x - self.max - log_sum;
-        let Some(&(best, _)) = self.top.first() else { return Vec::new() };
-        let (m2, log_sum2) = (y(best), allowed_sum.ln());
-        self.top.iter().map(|&(x, t)| (y(x) - m2 - log_sum2, t)).collect()
+        let Some(best) = self.top.best.first() else { return Vec::new() };
+        let (m2, log_sum2) = (y(best.score), allowed_sum.ln());
+        self.top.best.iter().map(|c| (y(c.score) - m2 - log_sum2, c.index as u32)).collect()
     }
 }
 
@@ -228,14 +257,14 @@ pub fn row_candidates(row: &[f32], constraint: &Constraint, renormalize: bool, k
         Constraint::Forced(t) => return vec![(0.0, *t)],
         Constraint::Banned(banned) => banned,
     };
-    let mut score = RowScore::default();
-    score.fold(0, row, banned, k, true);
-    if !renormalize || score.top.is_empty() {
+    let mut score = RowScore::new(k);
+    score.fold(0, row, banned, true);
+    if !renormalize || score.top.best.is_empty() {
         return score.candidates();
     }
     score.renormalized().unwrap_or_else(|| {
         // The banned tokens held the maximum or most of the mass: sum the allowed ones directly.
-        let best = score.top[0].0;
+        let best = score.top.best[0].score;
         let allowed_sum = row
             .iter()
             .enumerate()
@@ -343,15 +372,15 @@ mod tests {
         for chunk in [1, 7, 32, 256, 999] {
             for parts in [1, 3] {
                 let per_part = row.len().div_ceil(parts);
-                let mut merged = RowScore::default();
+                let mut merged = RowScore::new(8);
                 for part in 0..parts {
-                    let mut score = RowScore::default();
+                    let mut score = RowScore::new(8);
                     let cols = part * per_part..((part + 1) * per_part).min(row.len());
                     for first in cols.clone().step_by(chunk) {
                         let end = (first + chunk).min(cols.end);
-                        score.fold(first, &row[first..end], &banned, 8, true);
+                        score.fold(first, &row[first..end], &banned, true);
                     }
-                    merged.merge(score, 8);
+                    merged.merge(score);
                 }
                 let got = merged.candidates();
                 let tokens = |c: &[(f32, u32)]| c.iter().map(|&(_, t)| t).collect::<Vec<_>>();
@@ -381,8 +410,8 @@ mod tests {
         expect[7] = f32::NEG_INFINITY;
         log_softmax_in_place(&mut expect);
         let got = row_candidates(&row, &Constraint::Banned(vec![7]), true, 3);
-        let mut score = RowScore::default();
-        score.fold(0, &row, &[7], 3, true);
+        let mut score = RowScore::new(3);
+        score.fold(0, &row, &[7], true);
         assert_eq!(score.renormalized(), None, "a banned maximum needs the direct sum");
         assert_eq!(got.iter().map(|&(_, t)| t).collect::<Vec<_>>(), vec![49, 48, 47]);
         for (score, token) in got {

@@ -5,7 +5,7 @@
 use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
 
-use super::processors::{greedy_token, row_candidates, Constraint, LogitsProcessor, RowScore};
+use super::processors::{greedy_token, row_candidates, Candidate, Constraint, LogitsProcessor, RowScore, TopK};
 use super::{Hypothesis, SearchOptions};
 use crate::models::config::EarlyStopping;
 use crate::models::{DecoderState, ModelError, Seq2Seq, SourceBatch};
@@ -99,14 +99,14 @@ fn fold_rows(
     };
     let fold = |score: &mut RowScore, row: usize, first: usize, values: &[f32]| {
         if let Constraint::Banned(banned) = &constraints[row] {
-            score.fold(first, values, banned, k, sums);
+            score.fold(first, values, banned, sums);
         }
     };
-    let Some(parts) = model.head().fold_rows(hidden, RowScore::default, fold)? else { return Ok(None) };
-    let mut rows = vec![RowScore::default(); constraints.len()];
+    let Some(parts) = model.head().fold_rows(hidden, || RowScore::new(k), fold)? else { return Ok(None) };
+    let mut rows = vec![RowScore::new(k); constraints.len()];
     for (row0, scores) in parts {
         for (row, score) in rows[row0..].iter_mut().zip(scores) {
-            row.merge(score, k);
+            row.merge(score);
         }
     }
     Ok(Some(rows))
@@ -194,38 +194,6 @@ impl Item {
 
     fn is_done(&self, o: &SearchOptions) -> bool {
         !self.improvable || (o.early_stopping == EarlyStopping::Always && self.is_full(o.num_beams))
-    }
-}
-
-/// A candidate continuation: accumulated log-probability and its index `beam * vocab + token`.
-#[derive(Clone, Copy)]
-struct Candidate {
-    score: f32,
-    index: usize,
-}
-
-/// Keeps the `k` best candidates, best first; on equal scores the earlier index ranks first (as `topk` does).
-struct TopK {
-    k: usize,
-    best: Vec<Candidate>,
-}
-
-impl TopK {
-    fn new(k: usize) -> Self {
-        Self { k, best: Vec::with_capacity(k + 1) }
-    }
-
-    #[inline]
-    fn push(&mut self, score: f32, index: usize) {
-        if self.best.len() == self.k {
-            match self.best.last() {
-                Some(worst) if score > worst.score || (worst.score.is_nan() && !score.is_nan()) => {}
-                _ => return,
-            }
-        }
-        let at = self.best.partition_point(|c| c.score >= score);
-        self.best.insert(at, Candidate { score, index });
-        self.best.truncate(self.k);
     }
 }
 
