@@ -92,16 +92,7 @@ impl Tile<'_> {
     pub unsafe fn write_row(&self, i: usize, values: &[f32; NR]) {
         // Through the raw pointer: the output may not be initialised yet (see `PackedMatrix::matmul_new`).
         // SAFETY: row `i` holds `cols ≤ NR` values that only the caller writes (the caller's contract).
-        unsafe {
-            let row = self.c.add(i * self.ldc);
-            if self.cols == NR {
-                // A fixed-size copy, in moves as wide as the stores that just wrote `values`: a `memmove` of a
-                // variable length reads them back in other widths, which stalls on store forwarding.
-                row.cast::<[f32; NR]>().write_unaligned(*values);
-            } else {
-                std::ptr::copy_nonoverlapping(values.as_ptr(), row, self.cols);
-            }
-        }
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.c.add(i * self.ldc), self.cols) };
     }
 }
 
