@@ -56,6 +56,16 @@ unsafe fn f32_tile<const R: usize>(steps: usize, ap: *const f32, bp: *const f32,
     }
 }
 
+/// The lanes of a tile row's two halves (columns 0..16 and 16..32) that hold its first `cols` columns.
+#[cfg(target_arch = "x86_64")]
+fn column_masks(cols: usize) -> [__mmask16; 2] {
+    [0, 16].map(|from| match cols.min(NR).saturating_sub(from) {
+        0 => 0,
+        c if c >= 16 => 0xffff,
+        c => (1u16 << c) - 1,
+    })
+}
+
 /// Writes `acc` plus the bias into the valid part of `tile`, as [`super::Tile::store`] does, in zmm registers
 /// with masked stores for a partial tile.
 ///
@@ -64,15 +74,7 @@ unsafe fn f32_tile<const R: usize>(steps: usize, ap: *const f32, bp: *const f32,
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn store(acc: &[[f32; NR]; MR], tile: &super::Tile) {
-    let cols = tile.cols.min(NR);
-    let mask = |from: usize| -> __mmask16 {
-        match cols.saturating_sub(from) {
-            0 => 0,
-            c if c >= 16 => 0xffff,
-            c => (1u16 << c) - 1,
-        }
-    };
-    let (m0, m1) = (mask(0), mask(16));
+    let [m0, m1] = column_masks(tile.cols);
     let bias = load_f32(tile.bias);
     for (i, row) in acc.iter().enumerate().take(tile.rows) {
         let c = load_f32(row);
@@ -99,14 +101,7 @@ pub unsafe fn store(acc: &[[f32; NR]; MR], tile: &super::Tile) {
 pub unsafe fn dequantize(acc: &[[i32; NR]; MR], offset: bool, scale: &super::pack::Int8Scales, tile: &super::Tile) {
     let cols = tile.cols.min(NR);
     assert!(scale.cols.len() >= cols && scale.sums.len() >= cols && scale.rows.len() >= tile.rows, "scales");
-    let mask = |from: usize| -> __mmask16 {
-        match cols.saturating_sub(from) {
-            0 => 0,
-            c if c >= 16 => 0xffff,
-            c => (1u16 << c) - 1,
-        }
-    };
-    let masks = [mask(0), mask(16)];
+    let masks = column_masks(cols);
     let bias = load_f32(tile.bias);
     // SAFETY: masked loads read only the valid columns (checked above), and a half's address is formed only
     // when it holds some of them.
