@@ -172,30 +172,59 @@ impl InplaceOp1 for ReorderRows<'_> {
         if rows != self.rows.len() || rows % group != 0 || len > capacity {
             candle_core::bail!("reorder-rows: {} rows for a cache of {rows}", self.rows.len());
         }
+        if self.rows.iter().enumerate().any(|(j, &r)| r as usize / group != j / group) {
+            candle_core::bail!("reorder-rows: a row moves to another item");
+        }
         let row_size = heads * capacity * head_dim;
-        let span = len * head_dim;
+        let spans = RowSpans { row_size, heads, stride: capacity * head_dim, len: len * head_dim };
         data[start..end].par_chunks_mut(group * row_size).enumerate().for_each(|(item, chunk)| {
             let base = item * group;
-            let sources = &self.rows[base..base + group];
-            if sources.iter().enumerate().all(|(j, &r)| r as usize == base + j) {
-                return;
-            }
-            let mut scratch = Vec::with_capacity(group * heads * span);
-            for &r in sources {
-                let from = (r as usize - base) * row_size;
-                for h in 0..heads {
-                    let at = from + h * capacity * head_dim;
-                    scratch.extend_from_slice(&chunk[at..at + span]);
-                }
-            }
-            for j in 0..group {
-                for h in 0..heads {
-                    let at = j * row_size + h * capacity * head_dim;
-                    chunk[at..at + span].copy_from_slice(&scratch[(j * heads + h) * span..][..span]);
-                }
-            }
+            let sources: Vec<usize> = self.rows[base..base + group].iter().map(|&r| r as usize - base).collect();
+            spans.reorder(chunk, &sources);
         });
         Ok(())
+    }
+}
+
+/// Where the filled positions of each head of each row of one item lie in its part of the cache.
+struct RowSpans {
+    row_size: usize,
+    heads: usize,
+    /// Values between two heads of a row, and filled values per head.
+    stride: usize,
+    len: usize,
+}
+
+impl RowSpans {
+    fn span(&self, row: usize, head: usize) -> std::ops::Range<usize> {
+        let at = row * self.row_size + head * self.stride;
+        at..at + self.len
+    }
+
+    /// Row `j` of `chunk` takes row `sources[j]`'s values. Only the rows that change are written; a row that
+    /// changes and is read by another is saved first, every other source is read in place. (Copying every row
+    /// of a changed item through a scratch buffer was 3.8% of an f32 translation at beam 4.)
+    fn reorder(&self, chunk: &mut [f32], sources: &[usize]) {
+        let changed: Vec<usize> = (0..sources.len()).filter(|&j| sources[j] != j).collect();
+        let saved: Vec<usize> = changed.iter().copied().filter(|s| changed.iter().any(|&j| sources[j] == *s)).collect();
+        let mut scratch = Vec::with_capacity(saved.len() * self.heads * self.len);
+        for &s in &saved {
+            (0..self.heads).for_each(|h| scratch.extend_from_slice(&chunk[self.span(s, h)]));
+        }
+        for &j in &changed {
+            let from = sources[j];
+            let slot = saved.iter().position(|&s| s == from);
+            for h in 0..self.heads {
+                let to = self.span(j, h);
+                match slot {
+                    Some(slot) => {
+                        let part = (slot * self.heads + h) * self.len;
+                        chunk[to].copy_from_slice(&scratch[part..part + self.len]);
+                    }
+                    None => chunk.copy_within(self.span(from, h), to.start),
+                }
+            }
+        }
     }
 }
 
@@ -210,13 +239,20 @@ mod tests {
         let rows = items * group;
         let values: Vec<f32> = (0..rows * heads * capacity * head_dim).map(|i| i as f32).collect();
         let cache = Tensor::from_vec(values, (rows, heads, capacity, head_dim), &Device::Cpu)?;
-        let order = [2u32, 2, 0, 3, 5, 4];
         let len = 3;
-        let want = cache.index_select(&Tensor::new(&order[..], &Device::Cpu)?, 0)?.narrow(2, 0, len)?;
-        let reordered = cache.copy()?;
-        reordered.inplace_op1(&ReorderRows { rows: &order, group, len })?;
-        let got = reordered.narrow(2, 0, len)?;
-        assert_eq!(got.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
+        // A chain, a swap, a cycle, a row copied twice, an unchanged item.
+        for order in [[2u32, 2, 0, 3, 5, 4], [1, 0, 2, 4, 5, 3], [0, 0, 1, 3, 4, 5], [2, 0, 1, 3, 3, 3]] {
+            let want = cache.index_select(&Tensor::new(&order[..], &Device::Cpu)?, 0)?.narrow(2, 0, len)?;
+            let reordered = cache.copy()?;
+            reordered.inplace_op1(&ReorderRows { rows: &order, group, len })?;
+            let got = reordered.narrow(2, 0, len)?;
+            assert_eq!(got.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?, "{order:?}");
+            // The positions past `len` are left alone.
+            let rest = |t: &Tensor| t.narrow(2, len, capacity - len)?.flatten_all()?.to_vec1::<f32>();
+            assert_eq!(rest(&reordered)?, rest(&cache)?);
+        }
+        let other_item = [3u32, 1, 2, 0, 4, 5];
+        assert!(cache.copy()?.inplace_op1(&ReorderRows { rows: &other_item, group, len }).is_err());
         Ok(())
     }
 }
