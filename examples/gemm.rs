@@ -1,6 +1,6 @@
 //! GFLOP/s (int8: GOP/s) of the packed kernels on every family this CPU runs, and of candle's matmul, on the
 //! shapes of a Marian decoder step.
-//! cargo run --release --example gemm [-- --isa avx2,portable] [--threads N] [--peak]
+//! cargo run --release --example gemm [-- --isa avx2,portable] [--threads N] [--shapes MxNxK,...] [--peak]
 use brief::models::kernels::{isa, Isa, PackedMatrix, Precision};
 use std::time::Instant;
 
@@ -19,16 +19,9 @@ fn main() -> anyhow::Result<()> {
         peak();
         return Ok(());
     }
-    let shapes = [
-        (128, 512, 512),
-        (128, 2048, 512),
-        (128, 512, 2048),
-        (128, 54796, 512),
-        (32, 54796, 512),
-        (4, 54796, 512),
-        (1, 2048, 512),
-        (1280, 512, 512),
-    ];
+    // Default: the products of an opus-mt decoder step (and an encoder batch); --shapes 128x768x768,… for others.
+    let default = "128x512x512,128x2048x512,128x512x2048,128x54796x512,32x54796x512,4x54796x512,1x2048x512,1280x512x512";
+    let shapes = parse_shapes(&value("--shapes").unwrap_or_else(|| default.to_string()))?;
     print!("{:>6} {:>6} {:>6}", "m", "n", "k");
     for isa in &isas {
         for p in ["f32", "bf16", "int8"] {
@@ -64,6 +57,16 @@ fn main() -> anyhow::Result<()> {
         println!(" {:>10.1}", flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
     }
     Ok(())
+}
+
+/// `MxNxK,MxNxK,…` as `(m, n, k)` triples.
+fn parse_shapes(list: &str) -> anyhow::Result<Vec<(usize, usize, usize)>> {
+    list.split(',')
+        .map(|shape| match shape.split('x').map(str::parse).collect::<Result<Vec<usize>, _>>()?.as_slice() {
+            &[m, n, k] => Ok((m, n, k)),
+            _ => anyhow::bail!("--shapes takes MxNxK,… (not '{shape}')"),
+        })
+        .collect()
 }
 
 /// The FMA peak of this machine, measured: `--peak` runs independent FMA chains (enough to cover the latency)
