@@ -20,7 +20,8 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     // Default: the products of an opus-mt decoder step (and an encoder batch); --shapes 128x768x768,… for others.
-    let default = "128x512x512,128x2048x512,128x512x2048,128x54796x512,32x54796x512,4x54796x512,1x2048x512,1280x512x512";
+    let default =
+        "128x512x512,128x2048x512,128x512x2048,128x54796x512,32x54796x512,4x54796x512,1x2048x512,1280x512x512";
     let shapes = parse_shapes(&value("--shapes").unwrap_or_else(|| default.to_string()))?;
     print!("{:>6} {:>6} {:>6}", "m", "n", "k");
     for isa in &isas {

@@ -211,3 +211,40 @@ fn matmul_fold_sees_every_value_once_in_column_order() {
         }
     }
 }
+
+/// The tasks of a plan cover every (row panel, column panel) pair once, in row blocks of equal size (within one
+/// panel); weights streamed from memory get fewer, larger row blocks.
+#[test]
+fn a_plan_covers_every_tile_once_in_balanced_row_blocks() {
+    // (rows, columns, bytes of one packed activation panel, streamed, row blocks expected)
+    let f32_panel = |k: usize| MR * k * 4;
+    let cases = [
+        (128, 512, f32_panel(512), false, 1),
+        (128, 2048, f32_panel(768), false, 2), // 11 panels of 36 KiB: 6 + 5, not 10 + 1
+        (128, 512, f32_panel(2048), false, 3),
+        (128, 512, f32_panel(2048), true, 1),
+        (128, 768, f32_panel(768), true, 1),
+        (1280, 512, f32_panel(512), false, 7),
+        (1, 54796, f32_panel(512), true, 1),
+        (700, 100, f32_panel(2048), true, 5),
+    ];
+    for (m, n, panel_bytes, stream, blocks) in cases {
+        let plan = Plan::new(m, n, panel_bytes, stream);
+        let (m_panels, n_panels) = (m.div_ceil(MR), n.div_ceil(NR));
+        let mut seen = vec![0u32; m_panels * n_panels];
+        let mut sizes = std::collections::BTreeSet::new();
+        for t in 0..plan.tasks() {
+            let (panels, rows) = plan.tile(t);
+            sizes.insert(rows.len());
+            for q in rows {
+                for p in panels.clone() {
+                    seen[q * n_panels + p] += 1;
+                }
+            }
+        }
+        let case = (m, n, panel_bytes, stream);
+        assert!(seen.iter().all(|&c| c == 1), "{case:?}: every tile once");
+        assert_eq!(plan.m_blocks, blocks, "{case:?}: row blocks");
+        assert!(sizes.last().unwrap() - sizes.first().unwrap() <= 1, "{case:?}: block sizes {sizes:?}");
+    }
+}
