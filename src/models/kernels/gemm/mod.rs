@@ -482,8 +482,8 @@ const A_BLOCK_BYTES: usize = 384 << 10;
 
 /// The same for weights streamed from memory, where every extra row block reads them from memory again. Their
 /// activations may then fall out of L2 into L3, which feeds them fast enough: at 128 rows, one block for k up
-/// to 2048 in f32 (T5's feed-forward output, 1 MiB) measured 12–13% faster for flan-t5-base than blocks of
-/// 384 KiB (two or three reads of every decoder weight a step), and no different for opus-mt.
+/// to 2048 in f32 (T5's feed-forward output, 1 MiB) measured 17–20% faster for flan-t5-base than blocks of
+/// 384 KiB (two or three reads of every decoder weight a step), and no different for opus-mt (docs/BENCHMARKS.md).
 const A_STREAM_BLOCK_BYTES: usize = 1280 << 10;
 
 impl Plan {

@@ -220,7 +220,7 @@ fn a_plan_covers_every_tile_once_in_balanced_row_blocks() {
     let f32_panel = |k: usize| MR * k * 4;
     let cases = [
         (128, 512, f32_panel(512), false, 1),
-        (128, 2048, f32_panel(768), false, 2), // 11 panels of 36 KiB: 6 + 5, not 10 + 1
+        (128, 2048, f32_panel(768), false, 2), // 11 panels of 36 KiB: 5 + 6, not 10 + 1
         (128, 512, f32_panel(2048), false, 3),
         (128, 512, f32_panel(2048), true, 1),
         (128, 768, f32_panel(768), true, 1),
