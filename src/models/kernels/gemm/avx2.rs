@@ -178,14 +178,15 @@ unsafe fn bf16_sub<const R: usize>(
 }
 
 /// Exact i32 sums of int8 quads on plain AVX2: `|x|` times `w` with the sign of `x` (`vpsignb`), pairs
-/// summed to i16 (`vpmaddubsw`), then to i32 (`vpmaddwd` by ones).
+/// summed to i16 (`vpmaddubsw`), then to i32 (`vpmaddwd` by ones). The activations come as `[k4][MR][2]`
+/// quads of `|x|` and `x` ([`super::pack::ActLayout::Int8WithAbs`]).
 ///
 /// # Safety
 /// AVX2 must be present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn int8(k4: usize, a: &[u32], b: &[i8], acc: &mut [[i32; NR]; MR], rows: usize, cols: usize) {
-    assert!(a.len() >= k4 * MR && b.len() >= k4 * NR * 4 && rows <= MR, "panel sizes");
+    assert!(a.len() >= k4 * MR * 2 && b.len() >= k4 * NR * 4 && rows <= MR, "panel sizes");
     let (ap, bp) = (a.as_ptr(), b.as_ptr());
     // SAFETY: the panels hold `k4` steps (checked above); sub-tiles stay inside the block.
     sub_tiles(rows, cols, SUB_INT8, |r0, left, h| unsafe {
@@ -199,7 +200,7 @@ pub unsafe fn int8(k4: usize, a: &[u32], b: &[i8], acc: &mut [[i32; NR]; MR], ro
 }
 
 /// # Safety
-/// `ap` and `bp` point to panels of `k4` quads; `r0 + R ≤ MR`, `h < 2`.
+/// `ap` and `bp` point to panels of `k4` quads (pairs of quads for `ap`); `r0 + R ≤ MR`, `h < 2`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn int8_sub<const R: usize>(
@@ -218,8 +219,8 @@ unsafe fn int8_sub<const R: usize>(
             let w = bp.add((kp * NR + 16 * h) * 4);
             let (w0, w1) = (_mm256_loadu_si256(w as *const _), _mm256_loadu_si256(w.add(32) as *const _));
             for (i, ci) in c.iter_mut().enumerate() {
-                let x = _mm256_set1_epi32(*ap.add(kp * MR + r0 + i) as i32);
-                let ax = _mm256_abs_epi8(x);
+                let at = (kp * MR + r0 + i) * 2;
+                let (ax, x) = (_mm256_set1_epi32(*ap.add(at) as i32), _mm256_set1_epi32(*ap.add(at + 1) as i32));
                 let p0 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w0, x));
                 let p1 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w1, x));
                 ci[0] = _mm256_add_epi32(ci[0], _mm256_madd_epi16(p0, ones));

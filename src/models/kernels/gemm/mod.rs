@@ -399,7 +399,9 @@ enum Accumulators {
 impl Accumulators {
     fn new(kernel: Kernel, tiles: usize) -> Self {
         match kernel.activations() {
-            pack::ActLayout::Int8 | pack::ActLayout::Int8Unsigned => Accumulators::I32(vec![[[0; NR]; MR]; tiles]),
+            pack::ActLayout::Int8 | pack::ActLayout::Int8Unsigned | pack::ActLayout::Int8WithAbs => {
+                Accumulators::I32(vec![[[0; NR]; MR]; tiles])
+            }
             _ => Accumulators::F32(vec![[[0.0; NR]; MR]; tiles]),
         }
     }
@@ -553,7 +555,8 @@ impl Kernel {
             F32Portable | F32Avx2 | F32Avx512 => pack::ActLayout::F32,
             Bf16Portable | Bf16Avx512 => pack::ActLayout::Bf16Pairs,
             Bf16Avx2 => pack::ActLayout::Bf16AsF32,
-            Int8Portable | Int8Avx2 => pack::ActLayout::Int8,
+            Int8Portable => pack::ActLayout::Int8,
+            Int8Avx2 => pack::ActLayout::Int8WithAbs,
             Int8Vnni256 | Int8Vnni512 => pack::ActLayout::Int8Unsigned,
         }
     }
@@ -604,8 +607,8 @@ impl Kernel {
                 // SAFETY: as above (chosen only on AVX2 + FMA CPUs).
                 unsafe { avx2::bf16(steps, a, b, acc, rows, cols) }
             }
-            (ActPanels::Int8 { data, k4, .. }, WeightPanels::Int8 { data: w, .. }, Accumulators::I32(acc)) => {
-                let (a, b, acc) = (&data[a_at(*k4, MR)], &w[b_at(*k4, NR * 4)], &mut acc[i]);
+            (ActPanels::Int8 { data, k4, width, .. }, WeightPanels::Int8 { data: w, .. }, Accumulators::I32(acc)) => {
+                let (a, b, acc) = (&data[a_at(*k4, MR * width)], &w[b_at(*k4, NR * 4)], &mut acc[i]);
                 match self {
                     // SAFETY: as above.
                     Int8Vnni512 => unsafe { avx512::int8_vnni(steps, a, b, acc, rows) },

@@ -162,6 +162,10 @@ pub enum ActLayout {
     Int8,
     /// int8 offset to unsigned (`q + 128`), as `vpdpbusd` multiplies it.
     Int8Unsigned,
+    /// int8 as pairs of quads, `|q|` then `q`, for the plain-AVX2 kernel: it multiplies `|q|` (`vpmaddubsw`'s
+    /// unsigned operand) by the weights signed as `q` (`vpsignb`), and a second broadcast from memory costs no
+    /// ALU slot where `vpabsb` on every row and step did.
+    Int8WithAbs,
 }
 
 /// Activations packed in `MR`-row panels, rows beyond `m` zero.
@@ -172,9 +176,10 @@ pub enum ActPanels {
     Bf16Pairs { data: Vec<u32>, k2: usize },
     /// `[panel][k / 2][MR][2]` f32 values rounded to bf16 (for kernels that widen bf16 weights to f32).
     Bf16AsF32 { data: Vec<[f32; 2]>, k2: usize },
-    /// `[panel][k / 4][MR]` quads of int8 (`x ≈ q · scales[row]`), the first k in the low byte; for
-    /// [`ActLayout::Int8Unsigned`] each byte is `q + 128`.
-    Int8 { data: Vec<u32>, scales: Vec<f32>, k4: usize },
+    /// `[panel][k / 4][MR][width]` quads of int8 (`x ≈ q · scales[row]`), the first k in the low byte; for
+    /// [`ActLayout::Int8Unsigned`] each byte is `q + 128`; for [`ActLayout::Int8WithAbs`] (`width` 2) each
+    /// quad of `|q|` comes before the quad of `q`.
+    Int8 { data: Vec<u32>, scales: Vec<f32>, k4: usize, width: usize },
 }
 
 impl ActPanels {
@@ -202,26 +207,32 @@ impl ActPanels {
                 });
                 ActPanels::Bf16Pairs { data, k2 }
             }
-            ActLayout::Int8 | ActLayout::Int8Unsigned => {
-                // Flipping the sign bit of a two's-complement byte adds 128.
-                let flip = if layout == ActLayout::Int8Unsigned { 0x8080_8080 } else { 0 };
+            ActLayout::Int8 | ActLayout::Int8Unsigned | ActLayout::Int8WithAbs => {
                 let k4 = k.div_ceil(4);
                 let scales: Vec<f32> = (0..m).map(|i| max_abs(row(i)) / 127.0).collect();
-                let data = act_panels(m, k4, |i, out| {
-                    let inv = if scales[i] > 0.0 { 1.0 / scales[i] } else { 0.0 };
-                    let (quads, tail) = row(i).as_chunks::<4>();
-                    for (o, quad) in out.iter_mut().zip(quads) {
-                        *o = u32::from_le_bytes(quad.map(|x| quantize(x, inv) as u8)) ^ flip;
+                let quads = |i: usize, out: &mut [u32]| int8_quads(row(i), scales[i], out);
+                let (data, width) = match layout {
+                    ActLayout::Int8WithAbs => {
+                        let data = act_panels(m, k4, |i, out: &mut [[u32; 2]]| {
+                            let mut q = vec![0u32; k4];
+                            quads(i, &mut q);
+                            for (o, &q) in out.iter_mut().zip(&q) {
+                                *o = [abs_quad(q), q];
+                            }
+                        });
+                        (data.into_flattened(), 2)
                     }
-                    if !tail.is_empty() {
-                        let mut last = [0u8; 4];
-                        for (b, &x) in last.iter_mut().zip(tail) {
-                            *b = quantize(x, inv) as u8;
-                        }
-                        out[quads.len()] = u32::from_le_bytes(last) ^ flip;
-                    }
-                });
-                ActPanels::Int8 { data, scales, k4 }
+                    // Flipping the sign bit of a two's-complement byte adds 128.
+                    ActLayout::Int8Unsigned => (
+                        act_panels(m, k4, |i, out: &mut [u32]| {
+                            quads(i, out);
+                            out.iter_mut().for_each(|q| *q ^= 0x8080_8080);
+                        }),
+                        1,
+                    ),
+                    _ => (act_panels(m, k4, quads), 1),
+                };
+                ActPanels::Int8 { data, scales, k4, width }
             }
         }
     }
@@ -241,9 +252,31 @@ impl ActPanels {
             ActPanels::F32 { k, .. } => k * MR * 4,
             ActPanels::Bf16Pairs { k2, .. } => k2 * MR * 4,
             ActPanels::Bf16AsF32 { k2, .. } => k2 * 2 * MR * 4,
-            ActPanels::Int8 { k4, .. } => k4 * MR * 4,
+            ActPanels::Int8 { k4, width, .. } => k4 * MR * width * 4,
         }
     }
+}
+
+/// `row` quantised with `scale` into quads of int8 (`out` holds `row.len().div_ceil(4)`), the first value in the
+/// low byte, the last quad zero-padded.
+fn int8_quads(row: &[f32], scale: f32, out: &mut [u32]) {
+    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    let (quads, tail) = row.as_chunks::<4>();
+    for (o, quad) in out.iter_mut().zip(quads) {
+        *o = u32::from_le_bytes(quad.map(|x| quantize(x, inv) as u8));
+    }
+    if !tail.is_empty() {
+        let mut last = [0u8; 4];
+        for (b, &x) in last.iter_mut().zip(tail) {
+            *b = quantize(x, inv) as u8;
+        }
+        out[quads.len()] = u32::from_le_bytes(last);
+    }
+}
+
+/// The byte-wise magnitudes of a quad of int8 (each in [-127, 127], so `|q|` fits the byte).
+fn abs_quad(q: u32) -> u32 {
+    u32::from_le_bytes(q.to_le_bytes().map(|b| (b as i8).unsigned_abs()))
 }
 
 /// `[panel][steps][MR]` of the values `fill(row, out)` writes for each row (`out` holds `steps` values), rows
