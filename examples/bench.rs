@@ -41,7 +41,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    brief::models::runtime::configure(None, None)?;
+    brief::models::runtime::configure(None, None, None)?;
     let load_started = Instant::now();
     let engine = Engine::load(&EngineConfig {
         source: ModelSource::Local(args.model.clone()),

@@ -1,6 +1,7 @@
 //! GFLOP/s (int8: GOP/s) of the packed kernels on every family this CPU runs, and of candle's matmul, on the
 //! shapes of a Marian decoder step.
 //! cargo run --release --example gemm [-- --isa avx2,portable] [--threads N] [--shapes MxNxK,...] [--peak]
+//! (int8 weights as each family packs them: 7 bits on plain AVX2; BRIEF_INT8_WEIGHT_BITS=8 packs all of them in 8)
 use brief::models::kernels::{isa, Isa, PackedMatrix, Precision};
 use std::time::Instant;
 
@@ -39,7 +40,11 @@ fn main() -> anyhow::Result<()> {
         print!("{m:>6} {n:>6} {k:>6}");
         for &isa in &isas {
             for p in [Precision::F32, Precision::Bf16, Precision::Int8] {
-                let packed = PackedMatrix::pack(&w, n, k, p);
+                // int8 weights as each family packs them by default, or all of the width BRIEF_INT8_WEIGHT_BITS sets.
+                let packed = match std::env::var_os("BRIEF_INT8_WEIGHT_BITS") {
+                    Some(_) => PackedMatrix::pack(&w, n, k, p),
+                    None => PackedMatrix::pack_for(isa, &w, n, k, p),
+                };
                 packed.matmul_on(isa, &a, m, None, None, &mut out);
                 let t = Instant::now();
                 for _ in 0..reps {

@@ -25,7 +25,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    models::runtime::configure(None, None)?;
+    models::runtime::configure(None, None, None)?;
     let files = ModelFiles { dir: args.model.clone(), id: "logits".into(), revision: "local".into() };
     let loaded = models::load(&files, &Device::Cpu, models::parse_dtype(&args.precision)?)?;
     let model = loaded.model.as_ref();

@@ -35,7 +35,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    models::runtime::configure(None, None)?;
+    models::runtime::configure(None, None, None)?;
     let files = ModelFiles { dir: args.model.clone(), id: "bench".into(), revision: "local".into() };
     let device = models::parse_device(&args.device)?;
     let full = models::load(&files, &device, models::ComputeType::F32).context("loading in f32")?;

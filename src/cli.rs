@@ -83,6 +83,10 @@ pub struct ModelsArgs {
     #[arg(long, env = "BRIEF_CPU_ISA")]
     pub cpu_isa: Option<String>,
 
+    /// int8 weight width to report (as `--int8-weight-bits` of the other commands).
+    #[arg(long, env = "BRIEF_INT8_WEIGHT_BITS", value_parser = clap::value_parser!(u32).range(7..=8))]
+    pub int8_weight_bits: Option<u32>,
+
     /// Download the translation and summarization models into the hub cache (HF_HUB_CACHE, else HF_HOME/hub,
     /// else ~/.cache/huggingface/hub), one line per file; files already there are not downloaded again. Exits
     /// with status 0 once every file is in the cache, 1 when one cannot be had (the hub unreachable, say).
@@ -793,6 +797,12 @@ pub struct RuntimeArgs {
     /// runs what CPUs without the higher one run, e.g. to measure them.
     #[arg(long, env = "BRIEF_CPU_ISA")]
     pub cpu_isa: Option<String>,
+
+    /// Bits of the int8 weights (`--dtype int8`): 8, or 7, which CPUs with plain AVX2 (no VNNI) multiply about
+    /// 1.3× as fast, with half the weights' resolution (docs/BENCHMARKS.md). Default: 7 where the kernels are
+    /// plain AVX2, 8 elsewhere.
+    #[arg(long, env = "BRIEF_INT8_WEIGHT_BITS", value_parser = clap::value_parser!(u32).range(7..=8))]
+    pub int8_weight_bits: Option<u32>,
 
     /// Most segments decoded together in one batch.
     #[arg(long, env = "BRIEF_BATCH_SIZE", default_value_t = BatchLimits::default().max_sequences)]

@@ -73,7 +73,11 @@ fn read_input(file: Option<&Path>) -> Result<String> {
 }
 
 fn translate(args: TranslateArgs) -> Result<()> {
-    brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
+    brief::models::runtime::configure(
+        args.runtime.threads,
+        args.runtime.cpu_isa.as_deref(),
+        args.runtime.int8_weight_bits,
+    )?;
     let text = read_input(args.file.as_deref())?;
     let config = args.model.engine_config(&args.runtime)?;
     let overrides = args.search.overrides();
@@ -110,7 +114,11 @@ fn translate(args: TranslateArgs) -> Result<()> {
 }
 
 fn summarize(args: SummarizeArgs) -> Result<()> {
-    brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
+    brief::models::runtime::configure(
+        args.runtime.threads,
+        args.runtime.cpu_isa.as_deref(),
+        args.runtime.int8_weight_bits,
+    )?;
     let text = read_input(args.file.as_deref())?;
     let options = args.summary.options()?;
     let cache = if args.cache.no_cache { None } else { args.cache.open_or_degrade(Verify::None)?.texts() };
@@ -142,7 +150,11 @@ fn summarize(args: SummarizeArgs) -> Result<()> {
 }
 
 fn article(args: ArticleArgs) -> Result<()> {
-    brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
+    brief::models::runtime::configure(
+        args.runtime.threads,
+        args.runtime.cpu_isa.as_deref(),
+        args.runtime.int8_weight_bits,
+    )?;
     let text = read_input(Some(&args.file))?;
     let name =
         args.file.file_name().map_or_else(|| args.file.display().to_string(), |n| n.to_string_lossy().into_owned());
@@ -204,7 +216,11 @@ fn batch(args: BatchArgs) -> Result<()> {
             brief::batch::remote::run(&client, &options, args.remote.concurrency, show)?
         }
         None => {
-            brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
+            brief::models::runtime::configure(
+                args.runtime.threads,
+                args.runtime.cpu_isa.as_deref(),
+                args.runtime.int8_weight_bits,
+            )?;
             let svc = build_service(
                 &args.model,
                 Some(&args.summary),
@@ -293,7 +309,11 @@ fn access(args: &ServeArgs) -> Result<brief::http::access::Access> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    brief::models::runtime::configure(args.runtime.threads, args.runtime.cpu_isa.as_deref())?;
+    brief::models::runtime::configure(
+        args.runtime.threads,
+        args.runtime.cpu_isa.as_deref(),
+        args.runtime.int8_weight_bits,
+    )?;
     let store = Arc::new(args.files.store(&args.cache)?);
     store.spawn_sweeper(args.files.sweep_interval())?;
     // Opened before the server starts, so that rate limits can use it; a store that fails leaves the server
@@ -412,7 +432,7 @@ fn models(args: brief::cli::ModelsArgs) -> Result<()> {
     if args.download {
         return download_models(&args);
     }
-    let isa = brief::models::runtime::configure(None, args.cpu_isa.as_deref())?;
+    let isa = brief::models::runtime::configure(None, args.cpu_isa.as_deref(), args.int8_weight_bits)?;
     let manifest: serde_json::Value = serde_json::from_str(MANIFEST)?;
     let cache = brief::models::hub::cache_dir().ok();
     let mut out = std::io::stdout().lock();
@@ -422,6 +442,11 @@ fn models(args: brief::cli::ModelsArgs) -> Result<()> {
         "cpu kernels: {} (this CPU runs: {}; BRIEF_CPU_ISA or --cpu-isa to choose)",
         isa.describe(),
         runs.join(", ")
+    )?;
+    writeln!(
+        out,
+        "int8 weights (--dtype int8): {} bits (BRIEF_INT8_WEIGHT_BITS or --int8-weight-bits to choose)",
+        brief::models::kernels::gemm::int8_weight_bits_in_use()
     )?;
     for (role, model) in manifest.as_object().into_iter().flatten() {
         let id = model["id"].as_str().unwrap_or_default();

@@ -73,6 +73,25 @@ fn the_cpu_kernel_family_is_chosen_reported_and_checked() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("CPU kernel family \"sse4\" is not one of avx512, avx2-vnni, avx2, portable"), "{stderr}");
+    // int8 weights take 7 bits on plain AVX2 (the faster kernel there) and 8 elsewhere, unless chosen.
+    let int8_line = |args: &[&str]| {
+        let out = brief(&[&["models"], args].concat(), b"");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        stdout.lines().find(|l| l.starts_with("int8 weights")).map(str::to_string).expect("an int8 line")
+    };
+    let bits = |n: u32| {
+        format!("int8 weights (--dtype int8): {n} bits (BRIEF_INT8_WEIGHT_BITS or --int8-weight-bits to choose)")
+    };
+    assert_eq!(int8_line(&["--cpu-isa", "portable"]), bits(8));
+    assert_eq!(int8_line(&["--cpu-isa", "portable", "--int8-weight-bits", "7"]), bits(7));
+    if brief::models::kernels::Isa::Avx2.supported() {
+        assert_eq!(int8_line(&["--cpu-isa", "avx2"]), bits(7));
+        assert_eq!(int8_line(&["--cpu-isa", "avx2", "--int8-weight-bits", "8"]), bits(8));
+    }
+    let out = brief(&["translate", "--model", &tiny(), "--int8-weight-bits", "6"], b"Ya.");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("6 is not in 7..=8"));
     let out = brief(&["translate", "--model", &tiny(), "--dtype", "f16"], b"Ya.");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8(out.stderr)

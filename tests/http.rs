@@ -863,3 +863,20 @@ fn a_cache_that_cannot_be_opened_leaves_the_service_answering() {
     assert_eq!(status, 503);
     assert!(server.logged("the cache cannot be opened: running without it"));
 }
+
+/// An int8 server says in `/health` how wide its int8 weights are: 7 bits on plain AVX2 by default, or as chosen.
+#[test]
+fn health_reports_the_int8_weight_width() {
+    let expect = |args: &[&str], bits: u32| {
+        let (server, _cache) = start(args);
+        let (status, body) = health(&server);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["runtime"]["translate"], "int8", "{body}");
+        assert_eq!(body["runtime"]["int8_weight_bits"], bits, "{args:?}: {body}");
+    };
+    expect(&["--dtype", "int8", "--cpu-isa", "portable"], 8);
+    expect(&["--dtype", "int8", "--cpu-isa", "portable", "--int8-weight-bits", "7"], 7);
+    if brief::models::kernels::Isa::Avx2.supported() {
+        expect(&["--dtype", "int8", "--cpu-isa", "avx2"], 7);
+    }
+}

@@ -79,6 +79,11 @@ pub fn cpu_kernels() -> String {
     models::kernels::isa::active().describe()
 }
 
+/// The width of the int8 weights this process packs (7 or 8).
+pub fn int8_weight_bits() -> u32 {
+    models::kernels::gemm::int8_weight_bits_in_use()
+}
+
 /// The model's identity, as reported with results.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModelInfo {

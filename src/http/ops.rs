@@ -23,8 +23,8 @@ pub struct Health {
     /// `changes`).
     #[schema(value_type = Object)]
     pub checks: serde_json::Value,
-    /// Once loaded: `cpu_isa` (the CPU kernel family, e.g. `avx512 (bf16, vnni)`), and the precision of each
-    /// model (`translate`, `summarize`).
+    /// Once loaded: `cpu_isa` (the CPU kernel family, e.g. `avx512 (bf16, vnni)`), the precision of each
+    /// model (`translate`, `summarize`), and with an int8 model `int8_weight_bits` (7 or 8).
     #[schema(value_type = Object)]
     pub runtime: serde_json::Value,
 }

@@ -213,6 +213,9 @@ pub struct RuntimeInfo {
     /// The translator's precision: `f32`, `bf16`, `int8` (CPU) or `f16` (CUDA).
     pub translate: &'static str,
     pub summarize: Option<&'static str>,
+    /// Bits of the int8 weights (7 or 8), when a model computes in int8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub int8_weight_bits: Option<u32>,
 }
 
 impl Service {
@@ -221,10 +224,14 @@ impl Service {
     }
 
     pub fn runtime_info(&self) -> RuntimeInfo {
+        let translate = self.translator.codec().precision().name();
+        let summarize = self.summarizer.as_ref().map(|s| s.codec().precision().name());
+        let int8 = translate == "int8" || summarize == Some("int8");
         RuntimeInfo {
             cpu_isa: crate::engine::cpu_kernels(),
-            translate: self.translator.codec().precision().name(),
-            summarize: self.summarizer.as_ref().map(|s| s.codec().precision().name()),
+            translate,
+            summarize,
+            int8_weight_bits: int8.then(crate::engine::int8_weight_bits),
         }
     }
 

@@ -1,8 +1,9 @@
 //! AVX2 + FMA micro-kernels, blocked for 16 ymm registers: 6 rows × 16 columns (12 accumulators, two weight
 //! vectors, one broadcast) over each half of a 32-column panel, or 1–2 rows × 32 columns when the batch is that
 //! small (memory bound: each weight is read once). f32 FMA; bf16 widened to f32 in registers; int8 either with
-//! AVX-VNNI `vpdpbusd` or, on plain AVX2, `vpsignb` + `vpmaddubsw` + `vpmaddwd` (4 × 16 tiles), which is exact
-//! because the quantised values stay in [-127, 127] (a pair sums to at most 2·127² < 2¹⁵).
+//! AVX-VNNI `vpdpbusd` or, on plain AVX2, `vpmaddubsw` + `vpmaddwd`: on weights packed in 7 bits, activations
+//! offset to unsigned (6 × 16 tiles; a pair sums to at most 2·255·63 < 2¹⁵), or on full-range weights with
+//! `vpsignb` first (4 × 16 tiles; at most 2·127² < 2¹⁵). Both are exact.
 #![cfg_attr(not(target_arch = "x86_64"), allow(unused))]
 
 use super::{MR, NR};
@@ -231,6 +232,41 @@ unsafe fn int8_sub<const R: usize>(
     store_i32(&c, r0, h, acc);
 }
 
+/// Exact i32 sums of int8 quads on plain AVX2 for weights packed in [-63, 63]
+/// ([`super::pack::WeightPanels::Int8`] with `bits` 7): the activations offset to unsigned (`q + 128`, packed as
+/// for `vpdpbusd`) times the weights, pairs summed to i16 by `vpmaddubsw` (at most 2·255·63 < 2¹⁵, so it never
+/// saturates), then to i32 by `vpmaddwd` with ones: three instructions per 32 multiply-adds where the full-range
+/// kernel ([`int8`]) needs four.
+///
+/// # Safety
+/// AVX2 must be present.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn int8_7bit(k4: usize, a: &[u32], b: &[i8], acc: &mut [[i32; NR]; MR], rows: usize, cols: usize) {
+    assert!(a.len() >= k4 * MR && b.len() >= k4 * NR * 4 && rows <= MR, "panel sizes");
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: the panels hold `k4` steps (checked above); sub-tiles stay inside the block.
+    sub_tiles(rows, cols, SUB, |r0, left, h| unsafe { by_rows!(left, int8_7bit_sub, k4, ap, bp, r0, h, acc) });
+}
+
+/// # Safety
+/// As [`int8_sub`], with activation panels of single quads.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn int8_7bit_sub<const R: usize>(
+    k4: usize,
+    ap: *const u32,
+    bp: *const i8,
+    r0: usize,
+    h: usize,
+    acc: &mut [[i32; NR]; MR],
+) {
+    let ones = _mm256_set1_epi16(1);
+    let dot = |c, x, w| _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones));
+    // SAFETY: the caller's contract.
+    unsafe { quad_sub::<R>(k4, ap, bp, (r0, h), acc, dot) }
+}
+
 /// Exact i32 sums of int8 quads with AVX-VNNI `vpdpbusd`, activations packed offset to unsigned as for the
 /// AVX-512 kernel.
 ///
@@ -246,7 +282,7 @@ pub unsafe fn int8_vnni(k4: usize, a: &[u32], b: &[i8], acc: &mut [[i32; NR]; MR
 }
 
 /// # Safety
-/// As [`int8_sub`].
+/// As [`int8_sub`], with activation panels of single quads.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avxvnni")]
 unsafe fn vnni_sub<const R: usize>(
@@ -257,20 +293,40 @@ unsafe fn vnni_sub<const R: usize>(
     h: usize,
     acc: &mut [[i32; NR]; MR],
 ) {
-    let mut c: [[__m256i; 2]; R] = std::array::from_fn(|i| load_i32(&acc[r0 + i], h));
-    for kp in 0..k4 {
-        // SAFETY: quad `kp < k4` of each panel, rows and columns inside it.
-        unsafe {
+    // SAFETY: the caller's contract.
+    unsafe { quad_sub::<R>(k4, ap, bp, (r0, h), acc, |c, x, w| _mm256_dpbusd_avx_epi32(c, x, w)) }
+}
+
+/// Rows `r0..r0 + R`, columns `16h..16h + 16`: each activation quad (`[k4][MR]`, one `u32` a row and step)
+/// broadcast and multiplied into the sums with the weight quads by `dot(sums, x, w)`. Inlined into its callers,
+/// which carry the CPU features `dot` needs.
+///
+/// # Safety
+/// As [`int8_sub`], with activation panels of single quads; the CPU has the features of the caller.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn quad_sub<const R: usize>(
+    k4: usize,
+    ap: *const u32,
+    bp: *const i8,
+    (r0, h): (usize, usize),
+    acc: &mut [[i32; NR]; MR],
+    dot: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
+) {
+    // SAFETY: AVX2 is present (the caller's contract); the loads below stay inside the panels.
+    unsafe {
+        let mut c: [[__m256i; 2]; R] = std::array::from_fn(|i| load_i32(&acc[r0 + i], h));
+        for kp in 0..k4 {
             let w = bp.add((kp * NR + 16 * h) * 4);
             let (w0, w1) = (_mm256_loadu_si256(w as *const _), _mm256_loadu_si256(w.add(32) as *const _));
             for (i, ci) in c.iter_mut().enumerate() {
                 let x = _mm256_set1_epi32(*ap.add(kp * MR + r0 + i) as i32);
-                ci[0] = _mm256_dpbusd_avx_epi32(ci[0], x, w0);
-                ci[1] = _mm256_dpbusd_avx_epi32(ci[1], x, w1);
+                ci[0] = dot(ci[0], x, w0);
+                ci[1] = dot(ci[1], x, w1);
             }
         }
+        store_i32(&c, r0, h, acc);
     }
-    store_i32(&c, r0, h, acc);
 }
 
 /// Columns `16h..16h + 16` of a row of sums, in two registers.
@@ -418,5 +474,11 @@ pub unsafe fn int8(_: usize, _: &[u32], _: &[i8], _: &mut [[i32; NR]; MR], _: us
 /// Never called: it panics.
 #[cfg(not(target_arch = "x86_64"))]
 pub unsafe fn int8_vnni(_: usize, _: &[u32], _: &[i8], _: &mut [[i32; NR]; MR], _: usize, _: usize) {
+    unreachable!("AVX2 kernels exist on x86-64 only")
+}
+/// # Safety
+/// Never called: it panics.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn int8_7bit(_: usize, _: &[u32], _: &[i8], _: &mut [[i32; NR]; MR], _: usize, _: usize) {
     unreachable!("AVX2 kernels exist on x86-64 only")
 }

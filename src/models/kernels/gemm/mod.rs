@@ -1,7 +1,7 @@
 //! `out = a · wᵀ (+ bias)` for static weights packed once at load: f32; bf16 (f32 accumulation); or int8 with
 //! per-row scales (weights per output row at load, activations per input row at each call, exact i32 sums).
 //! Micro-kernels for AVX-512 (with BF16 / VNNI), AVX2 + FMA (with AVX-VNNI) and plain Rust, chosen by
-//! [`super::isa`].
+//! [`super::isa`]. int8 weights take 7 bits where plain AVX2 multiplies them ([`int8_weight_bits`]).
 //!
 //! Weights `w` are `[n, k]` (out × in, as `nn.Linear` stores them). They are packed into panels of `NR` output
 //! columns, k-major, so that a micro-kernel streams one panel and keeps a block of outputs in registers.
@@ -12,6 +12,8 @@ mod avx2;
 mod avx512;
 mod pack;
 mod portable;
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rayon::prelude::*;
 
@@ -42,6 +44,55 @@ impl Precision {
             Precision::Bf16 => "bf16",
             Precision::Int8 => "int8",
         }
+    }
+}
+
+/// Bits of the int8 weights packed for `isa`: 7 (values in [-63, 63]) where the int8 product is plain AVX2's,
+/// 8 ([-127, 127]) elsewhere. Without VNNI, AVX2 multiplies 8-bit values with `vpmaddubsw`, whose i16 pair
+/// sums overflow for an unsigned activation (up to 255) times a full-range weight, so full-range weights need a
+/// `vpsignb` per product (four instructions per 32 multiply-adds). With 7-bit weights the activations go in
+/// offset to unsigned, as for `vpdpbusd`, and three instructions do (1.3× the rate on the same CPU;
+/// docs/BENCHMARKS.md), at the cost of half the weights' resolution, as oneDNN trades it on such CPUs.
+pub fn int8_weight_bits(isa: Isa) -> u32 {
+    let isa = if isa.supported() { isa } else { Isa::Portable };
+    if Kernel::choose(Precision::Int8, isa, 8) == Kernel::Int8Avx2 {
+        7
+    } else {
+        8
+    }
+}
+
+/// The int8 weight width set for this process: 0 for `BRIEF_INT8_WEIGHT_BITS`, else the family's default;
+/// or 7 or 8.
+static INT8_BITS: AtomicU32 = AtomicU32::new(0);
+
+/// Sets the width of the int8 weights packed from now on (`--int8-weight-bits`): 7 or 8; `None` leaves it to
+/// `BRIEF_INT8_WEIGHT_BITS`, else to [`int8_weight_bits`] of the active family.
+pub fn set_int8_weight_bits(bits: Option<u32>) -> Result<(), String> {
+    match bits {
+        None | Some(7 | 8) => {
+            INT8_BITS.store(bits.unwrap_or(0), Ordering::Relaxed);
+            Ok(())
+        }
+        Some(b) => Err(format!("int8 weights take 7 or 8 bits, not {b}")),
+    }
+}
+
+/// The width the next int8 weights are packed with: the one set, else `BRIEF_INT8_WEIGHT_BITS` (a bad value is
+/// logged and ignored), else [`int8_weight_bits`] of the active family.
+pub fn int8_weight_bits_in_use() -> u32 {
+    match INT8_BITS.load(Ordering::Relaxed) {
+        0 => match std::env::var("BRIEF_INT8_WEIGHT_BITS").ok().filter(|v| !v.trim().is_empty()) {
+            None => int8_weight_bits(super::isa::active()),
+            Some(v) => match v.trim().parse() {
+                Ok(b @ (7 | 8)) => b,
+                _ => {
+                    tracing::warn!(value = %v, "BRIEF_INT8_WEIGHT_BITS ignored: it takes 7 or 8");
+                    int8_weight_bits(super::isa::active())
+                }
+            },
+        },
+        b => b,
     }
 }
 
@@ -97,10 +148,27 @@ impl Tile<'_> {
 }
 
 impl PackedMatrix {
-    /// Packs `w` (`[n, k]`, row-major).
+    /// Packs `w` (`[n, k]`, row-major) for the active kernel family, int8 weights with
+    /// [`int8_weight_bits_in_use`] bits.
     pub fn pack(w: &[f32], n: usize, k: usize, precision: Precision) -> Self {
+        Self::pack_bits(w, n, k, precision, int8_weight_bits_in_use())
+    }
+
+    /// Packs `w` for the kernels of `isa`: int8 weights take [`int8_weight_bits`]`(isa)` bits. Any family can
+    /// multiply the result; one that `isa` names is the fastest for it.
+    pub fn pack_for(isa: Isa, w: &[f32], n: usize, k: usize, precision: Precision) -> Self {
+        Self::pack_bits(w, n, k, precision, int8_weight_bits(isa))
+    }
+
+    /// Packs `w` with int8 weights of `int8_bits` (7 or 8) bits.
+    pub(crate) fn pack_bits(w: &[f32], n: usize, k: usize, precision: Precision, int8_bits: u32) -> Self {
         assert_eq!(w.len(), n * k, "weight size");
-        Self { n, k, panels: WeightPanels::pack(w, n, k, precision) }
+        Self { n, k, panels: WeightPanels::pack(w, n, k, precision, int8_bits) }
+    }
+
+    /// Bits of the int8 weights (8 for f32 and bf16).
+    pub fn int8_bits(&self) -> u32 {
+        self.panels.int8_bits()
     }
 
     pub fn n(&self) -> usize {
@@ -266,7 +334,7 @@ impl PackedMatrix {
             return None;
         }
         let isa = if isa.supported() { isa } else { Isa::Portable };
-        let kernel = Kernel::choose(self.precision(), isa);
+        let kernel = Kernel::choose(self.precision(), isa, self.int8_bits());
         let acts = ActPanels::pack(a, m, k, kernel.activations());
         // Weights that fit in the caches stay there between calls; larger ones stream from memory.
         let stream = self.bytes() > PREFETCH_ABOVE;
@@ -443,7 +511,9 @@ impl Accumulators {
                 unsafe {
                     match kernel {
                         Kernel::Int8Vnni512 => avx512::dequantize(&v[i], offset, &scale, tile),
-                        Kernel::Int8Vnni256 | Kernel::Int8Avx2 => avx2::dequantize(&v[i], offset, &scale, tile),
+                        Kernel::Int8Vnni256 | Kernel::Int8Avx2 | Kernel::Int8Avx2Narrow => {
+                            avx2::dequantize(&v[i], offset, &scale, tile)
+                        }
                         _ => pack::dequantize(&v[i], offset, &scale, tile),
                     }
                 }
@@ -527,12 +597,15 @@ enum Kernel {
     Int8Portable,
     /// `vpsignb` + `vpmaddubsw` + `vpmaddwd`, exact for values in [-127, 127].
     Int8Avx2,
+    /// `vpmaddubsw` + `vpmaddwd` on unsigned activations, exact for weights in [-63, 63].
+    Int8Avx2Narrow,
     Int8Vnni256,
     Int8Vnni512,
 }
 
 impl Kernel {
-    fn choose(precision: Precision, isa: Isa) -> Kernel {
+    /// The kernel for `precision` on `isa`, for int8 weights of `int8_bits` bits.
+    fn choose(precision: Precision, isa: Isa, int8_bits: u32) -> Kernel {
         use Kernel::*;
         match (precision, isa) {
             (Precision::F32, Isa::Portable) => F32Portable,
@@ -544,6 +617,7 @@ impl Kernel {
             (Precision::Int8, Isa::Portable) => Int8Portable,
             (Precision::Int8, _) if isa.vnni512() => Int8Vnni512,
             (Precision::Int8, _) if isa.vnni256() => Int8Vnni256,
+            (Precision::Int8, _) if int8_bits <= 7 => Int8Avx2Narrow,
             (Precision::Int8, _) => Int8Avx2,
         }
     }
@@ -557,7 +631,7 @@ impl Kernel {
             Bf16Avx2 => pack::ActLayout::Bf16AsF32,
             Int8Portable => pack::ActLayout::Int8,
             Int8Avx2 => pack::ActLayout::Int8WithAbs,
-            Int8Vnni256 | Int8Vnni512 => pack::ActLayout::Int8Unsigned,
+            Int8Vnni256 | Int8Vnni512 | Int8Avx2Narrow => pack::ActLayout::Int8Unsigned,
         }
     }
 
@@ -614,6 +688,8 @@ impl Kernel {
                     Int8Vnni512 => unsafe { avx512::int8_vnni(steps, a, b, acc, rows) },
                     Int8Vnni256 => unsafe { avx2::int8_vnni(steps, a, b, acc, rows, cols) },
                     Int8Avx2 => unsafe { avx2::int8(steps, a, b, acc, rows, cols) },
+                    // SAFETY: as above; the weights are within [-63, 63] (`choose`: packed with 7 bits).
+                    Int8Avx2Narrow => unsafe { avx2::int8_7bit(steps, a, b, acc, rows, cols) },
                     _ => portable::int8(steps, a, b, acc),
                 }
             }

@@ -14,29 +14,33 @@ pub enum WeightPanels {
     /// `[panel][k / 2][NR][2]`: the two k values of a column side by side, as `vdpbf16ps` reads them.
     Bf16 { data: Aligned<u16> },
     /// `[panel][k / 4][NR][4]` int8 (four k values of a column side by side, as `vpdpbusd` reads them), with
-    /// `w ≈ q · scales[row]` and `sums[row] = Σ q` (for kernels that offset the activations to unsigned).
-    Int8 { data: Aligned<i8>, scales: Vec<f32>, sums: Vec<i32> },
+    /// `w ≈ q · scales[row]`, `|q| ≤ 2^(bits − 1) − 1` (`bits` 8, or 7 for plain AVX2's `vpmaddubsw`), and
+    /// `sums[row] = Σ q` (for kernels that offset the activations to unsigned).
+    Int8 { data: Aligned<i8>, scales: Vec<f32>, sums: Vec<i32>, bits: u32 },
 }
 
 impl WeightPanels {
-    pub fn pack(w: &[f32], n: usize, k: usize, precision: Precision) -> Self {
+    /// Packs `w` (`[n, k]`); int8 weights are quantised to `int8_bits` (7 or 8) bits with a scale per row.
+    pub fn pack(w: &[f32], n: usize, k: usize, precision: Precision, int8_bits: u32) -> Self {
         match precision {
             Precision::F32 => WeightPanels::F32(panels(w, n, k, 1, |v| v)),
             Precision::Bf16 => WeightPanels::Bf16 { data: panels(w, n, k, 2, f32_to_bf16) },
             Precision::Int8 => {
-                let scales: Vec<f32> = w.par_chunks(k.max(1)).take(n).map(|row| max_abs(row) / 127.0).collect();
+                assert!(matches!(int8_bits, 7 | 8), "int8 weights take 7 or 8 bits, not {int8_bits}");
+                let limit = ((1 << (int8_bits - 1)) - 1) as f32;
+                let scales: Vec<f32> = w.par_chunks(k.max(1)).take(n).map(|row| max_abs(row) / limit).collect();
                 let q: Vec<i8> = w
                     .par_chunks(k.max(1))
                     .take(n)
                     .zip(&scales)
                     .flat_map_iter(|(row, &s)| {
                         let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
-                        row.iter().map(move |&x| quantize(x, inv))
+                        row.iter().map(move |&x| quantize_to(x, inv, limit))
                     })
                     .collect();
                 let sums = q.chunks(k.max(1)).take(n).map(|row| row.iter().map(|&v| i32::from(v)).sum()).collect();
                 let data = panels(&q, n, k, 4, |v| v);
-                WeightPanels::Int8 { data, scales, sums }
+                WeightPanels::Int8 { data, scales, sums, bits: int8_bits }
             }
         }
     }
@@ -53,6 +57,14 @@ impl WeightPanels {
         }
     }
 
+    /// Bits of the int8 weights (8 for other precisions).
+    pub fn int8_bits(&self) -> u32 {
+        match self {
+            WeightPanels::Int8 { bits, .. } => *bits,
+            _ => 8,
+        }
+    }
+
     pub fn precision(&self) -> Precision {
         match self {
             WeightPanels::F32(_) => Precision::F32,
@@ -65,7 +77,7 @@ impl WeightPanels {
         match self {
             WeightPanels::F32(v) => v.len() * 4,
             WeightPanels::Bf16 { data } => data.len() * 2,
-            WeightPanels::Int8 { data, scales, sums } => data.len() + scales.len() * 4 + sums.len() * 4,
+            WeightPanels::Int8 { data, scales, sums, .. } => data.len() + scales.len() * 4 + sums.len() * 4,
         }
     }
 }
@@ -316,12 +328,19 @@ fn max_abs(row: &[f32]) -> f32 {
     top.fold(0f32, |m, x| if x > m { x } else { m })
 }
 
-/// `x · inv` rounded to the nearest integer (ties to even) in [-127, 127]; NaN gives 0. Written with the
-/// 1.5·2²³ rounding trick so that it vectorises on every target and rounds the same everywhere.
+/// `x · inv` rounded to the nearest integer (ties to even) in [-127, 127]; NaN gives 0.
 #[inline(always)]
 fn quantize(x: f32, inv: f32) -> i8 {
+    quantize_to(x, inv, 127.0)
+}
+
+/// `x · inv` rounded to the nearest integer (ties to even) in [-limit, limit] (`limit` ≤ 127); NaN gives 0.
+/// Written with the 1.5·2²³ rounding trick so that it vectorises on every target and rounds the same
+/// everywhere.
+#[inline(always)]
+fn quantize_to(x: f32, inv: f32, limit: f32) -> i8 {
     const MAGIC: f32 = 12_582_912.0;
-    let y = (x * inv).clamp(-127.0, 127.0);
+    let y = (x * inv).clamp(-limit, limit);
     ((y + MAGIC) - MAGIC) as i8
 }
 

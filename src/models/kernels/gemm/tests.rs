@@ -75,39 +75,77 @@ fn bf16_products_match_the_rounded_reference_on_every_family() {
     }
 }
 
-/// int8: the exact integer products of the quantised values, scaled once; every family gives the same bits.
+/// int8: the exact integer products of the quantised values, scaled once; every family gives the same bits,
+/// for weights of 8 bits and of 7 (as packed for plain AVX2).
 #[test]
 fn int8_products_are_exact_and_the_same_on_every_family() {
-    for shape @ (m, n, k) in SHAPES {
-        let (a, w) = (pseudo(m * k, 1), pseudo(n * k, 2));
-        let bias = pseudo(n, 3);
-        let quantised = |x: &[f32], rows: usize| -> (Vec<i32>, Vec<f32>) {
-            let mut q = Vec::new();
-            let mut scales = Vec::new();
-            for row in x.chunks(k).take(rows) {
-                let s = row.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
-                q.extend(row.iter().map(|&v| (v * (1.0 / s)).round_ties_even().clamp(-127.0, 127.0) as i32));
-                scales.push(s);
-            }
-            (q, scales)
-        };
-        let ((qa, sa), (qw, sw)) = (quantised(&a, m), quantised(&w, n));
-        let want: Vec<f32> = (0..m * n)
-            .map(|ij| {
-                let (i, j) = (ij / n, ij % n);
-                let dot: i32 = (0..k).map(|kk| qa[i * k + kk] * qw[j * k + kk]).sum();
-                dot as f32 * (sa[i] * sw[j]) + bias[j]
-            })
-            .collect();
-        let exact = reference(&a, &w, m, n, k, Some(&bias));
-        for isa in isa::available() {
-            let got = product(isa, Precision::Int8, shape, Some(&bias));
-            assert_eq!(got, want, "{isa} int8 {m}x{n}x{k}");
-            for (g, r) in got.iter().zip(&exact) {
-                assert!((g - r).abs() <= 0.02 * (1.0 + (k as f32).sqrt()), "{isa} int8 {m}x{n}x{k}: {g} vs {r}");
+    for bits in [8, 7] {
+        let limit = ((1 << (bits - 1)) - 1) as f32;
+        for (m, n, k) in SHAPES {
+            let (a, w) = (pseudo(m * k, 1), pseudo(n * k, 2));
+            let bias = pseudo(n, 3);
+            let quantised = |x: &[f32], rows: usize, limit: f32| -> (Vec<i32>, Vec<f32>) {
+                let mut q = Vec::new();
+                let mut scales = Vec::new();
+                for row in x.chunks(k).take(rows) {
+                    let s = row.iter().fold(0f32, |m, v| m.max(v.abs())) / limit;
+                    q.extend(row.iter().map(|&v| (v * (1.0 / s)).round_ties_even().clamp(-limit, limit) as i32));
+                    scales.push(s);
+                }
+                (q, scales)
+            };
+            let ((qa, sa), (qw, sw)) = (quantised(&a, m, 127.0), quantised(&w, n, limit));
+            let want: Vec<f32> = (0..m * n)
+                .map(|ij| {
+                    let (i, j) = (ij / n, ij % n);
+                    let dot: i32 = (0..k).map(|kk| qa[i * k + kk] * qw[j * k + kk]).sum();
+                    dot as f32 * (sa[i] * sw[j]) + bias[j]
+                })
+                .collect();
+            let exact = reference(&a, &w, m, n, k, Some(&bias));
+            let packed = PackedMatrix::pack_bits(&w, n, k, Precision::Int8, bits);
+            for isa in isa::available() {
+                let mut got = vec![0f32; m * n];
+                packed.matmul_on(isa, &a, m, Some(&bias), None, &mut got);
+                assert_eq!(got, want, "{isa} int8 ({bits}-bit weights) {m}x{n}x{k}");
+                let tolerance = 0.02 * (127.0 / limit) * (1.0 + (k as f32).sqrt());
+                for (g, r) in got.iter().zip(&exact) {
+                    assert!((g - r).abs() <= tolerance, "{isa} int8 ({bits}-bit) {m}x{n}x{k}: {g} vs {r}");
+                }
             }
         }
     }
+}
+
+/// The largest sums the 7-bit kernel meets (activations at ±127, so 255 or 1 once offset, times weights at
+/// ±63) are exact: no i16 pair saturates.
+#[test]
+fn int8_7bit_weights_never_saturate() {
+    let (m, n, k) = (13, 40, 64);
+    let a: Vec<f32> = (0..m * k).map(|i| if (i / k) % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    let w: Vec<f32> = (0..n * k).map(|i| if (i / k + i % 3) % 2 == 0 { 2.0 } else { -2.0 }).collect();
+    let packed = PackedMatrix::pack_bits(&w, n, k, Precision::Int8, 7);
+    let want = reference(&a, &w, m, n, k, None);
+    for isa in isa::available() {
+        let mut got = vec![0f32; m * n];
+        packed.matmul_on(isa, &a, m, None, None, &mut got);
+        for (g, r) in got.iter().zip(&want) {
+            assert!((g - r).abs() <= 1e-3 * r.abs().max(1.0), "{isa}: {g} vs {r}");
+        }
+    }
+}
+
+#[test]
+fn int8_weights_take_7_bits_only_where_plain_avx2_multiplies_them() {
+    assert_eq!(int8_weight_bits(Isa::Portable), 8);
+    assert_eq!(int8_weight_bits(Isa::Avx2), if Isa::Avx2.supported() { 7 } else { 8 });
+    for isa in [Isa::Avx2Vnni, Isa::Avx512] {
+        let plain_avx2 = isa.supported() && !isa.vnni256() && !isa.vnni512();
+        assert_eq!(int8_weight_bits(isa), if plain_avx2 { 7 } else { 8 }, "{isa}");
+    }
+    let w = pseudo(64 * 32, 4);
+    assert_eq!(PackedMatrix::pack_for(Isa::Portable, &w, 64, 32, Precision::Int8).int8_bits(), 8);
+    assert_eq!(PackedMatrix::pack_for(Isa::Avx2, &w, 64, 32, Precision::Int8).int8_bits(), int8_weight_bits(Isa::Avx2));
 }
 
 #[test]
