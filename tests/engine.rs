@@ -56,6 +56,33 @@ fn a_sentence_gives_the_same_tokens_alone_or_in_any_batch() {
     }
 }
 
+/// The encoder skips the padding of a batch (`models::ragged`): each sentence's encoder output in a padded
+/// batch is, bit for bit, its output alone, in every precision the project's kernels compute. (f32 on the
+/// portable family multiplies with candle's matmul, whose blocking depends on the number of rows.)
+#[test]
+fn the_encoder_gives_each_sentence_its_values_alone_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = |t: candle_core::Tensor| -> Vec<u32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()
+    };
+    let portable = brief::models::kernels::isa::active() == brief::models::kernels::Isa::Portable;
+    for dtype in ["f32", "int8", "bf16"].into_iter().filter(|&d| !(portable && d == "f32")) {
+        for engine in [common::marian_engine_as("opus-shape", tmp.path(), dtype), common::t5_engine_as(dtype)] {
+            let model = engine.model();
+            let all = sources(&engine, TEXTS);
+            let batch = brief::models::SourceBatch::new(&all, model.spec().pad_token_id, model.device()).unwrap();
+            let encoded = model.encode(&batch).unwrap();
+            for (i, s) in all.iter().enumerate() {
+                let one =
+                    brief::models::SourceBatch::new(std::slice::from_ref(s), model.spec().pad_token_id, model.device());
+                let alone = model.encode(&one.unwrap()).unwrap();
+                let in_batch = encoded.narrow(0, i, 1).unwrap().narrow(1, 0, s.len()).unwrap();
+                assert_eq!(bits(in_batch), bits(alone), "{dtype}: sentence {i}");
+            }
+        }
+    }
+}
+
 #[test]
 fn engine_batches_by_token_budget_without_changing_results() {
     let tmp = tempfile::tempdir().unwrap();

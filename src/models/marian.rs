@@ -13,6 +13,7 @@ use super::cache::DecoderState;
 use super::config::MarianConfig;
 use super::kernels::Precision;
 use super::layers::{attend, causal_bias, embed, padding_bias, split_heads, LayerNorm, Linear};
+use super::ragged::Ragged;
 use super::weights::Weights;
 use super::{ModelError, Seq2Seq, Seq2SeqSpec, SourceBatch};
 
@@ -212,6 +213,27 @@ impl Marian {
         // fc1 applies the activation.
         fc2.forward(&fc1.forward(x)?)
     }
+
+    /// The encoder's layers on embedded tokens `x`, whose last dimension (`dim`) is the width: `[batch, len,
+    /// width]` with `attend` on split heads, or the real tokens `[tokens, width]` of a [`Ragged`] batch. `attend`
+    /// takes `q`, `k`, `v` with the heads merged and returns the heads merged.
+    fn encoder_stack(
+        &self,
+        mut x: Tensor,
+        dim: usize,
+        attend: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor, ModelError>,
+    ) -> Result<Tensor, ModelError> {
+        let d = self.d_model;
+        for layer in &self.encoder {
+            let qkv = layer.qkv.forward(&x)?;
+            let a = attend(&qkv.narrow(dim, 0, d)?, &qkv.narrow(dim, d, d)?, &qkv.narrow(dim, 2 * d, d)?)?;
+            let a = layer.out.forward(&a)?;
+            x = layer.attn_norm.forward(&(x + a)?)?;
+            let h = self.ffn(&layer.fc1, &layer.fc2, &x)?;
+            x = layer.ffn_norm.forward(&(x + h)?)?;
+        }
+        Ok(x)
+    }
 }
 
 impl Seq2Seq for Marian {
@@ -231,21 +253,22 @@ impl Seq2Seq for Marian {
                 "source of {len} tokens is longer than the model's {max} positions"
             )));
         }
-        let mask = padding_bias(&batch.mask, self.dtype)?;
         let scale = 1.0 / ((self.d_model / self.encoder_heads) as f64).sqrt();
-        let mut x = self.embed_tokens(&self.encoder_embed, &self.encoder_positions, &batch.ids, 0)?;
-        for layer in &self.encoder {
-            let qkv = layer.qkv.forward(&x)?;
-            let d = self.d_model;
-            let q = split_heads(&qkv.narrow(2, 0, d)?, self.encoder_heads)?;
-            let k = split_heads(&qkv.narrow(2, d, d)?, self.encoder_heads)?;
-            let v = split_heads(&qkv.narrow(2, 2 * d, d)?, self.encoder_heads)?;
-            let a = layer.out.forward(&attend(&q, &k, &v, scale, Some(&mask))?)?;
-            x = layer.attn_norm.forward(&(x + a)?)?;
-            let h = self.ffn(&layer.fc1, &layer.fc2, &x)?;
-            x = layer.ffn_norm.forward(&(x + h)?)?;
+        let heads = self.encoder_heads;
+        if let Some(ragged) = Ragged::of(batch, self.dtype)? {
+            let x = embed(&self.encoder_embed, &ragged.ids(&batch.ids)?)?;
+            let x = if self.embed_scale != 1.0 { (x * self.embed_scale)? } else { x };
+            let x = (x + self.encoder_positions.index_select(ragged.positions(), 0)?)?;
+            let attend = |q: &Tensor, k: &Tensor, v: &Tensor| ragged.attend((q, k, v), heads, scale, None);
+            return ragged.unpad(&self.encoder_stack(x, 1, attend)?);
         }
-        Ok(x)
+        let mask = padding_bias(&batch.mask, self.dtype)?;
+        let attend = |q: &Tensor, k: &Tensor, v: &Tensor| {
+            let [q, k, v] = [q, k, v].map(|t| split_heads(t, heads));
+            attend(&q?, &k?, &v?, scale, Some(&mask))
+        };
+        let x = self.embed_tokens(&self.encoder_embed, &self.encoder_positions, &batch.ids, 0)?;
+        self.encoder_stack(x, 2, attend)
     }
 
     fn start_decoding(
@@ -256,11 +279,16 @@ impl Seq2Seq for Marian {
         capacity: usize,
     ) -> Result<DecoderState, ModelError> {
         let d = self.d_model;
+        let ragged = Ragged::of(batch, self.dtype)?;
+        let rows = ragged.as_ref().map(|r| r.pack(encoded)).transpose()?;
         let cross = self
             .decoder
             .iter()
             .map(|layer| {
-                let kv = layer.cross_kv.forward(encoded)?;
+                let kv = match (&ragged, &rows) {
+                    (Some(r), Some(rows)) => r.unpad(&layer.cross_kv.forward(rows)?)?,
+                    _ => layer.cross_kv.forward(encoded)?,
+                };
                 Ok((
                     split_heads(&kv.narrow(2, 0, d)?, self.decoder_heads)?,
                     split_heads(&kv.narrow(2, d, d)?, self.decoder_heads)?,

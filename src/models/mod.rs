@@ -6,6 +6,7 @@ pub mod hub;
 pub mod kernels;
 pub mod layers;
 pub mod marian;
+pub mod ragged;
 pub mod runtime;
 pub mod snapshot;
 pub mod t5;

@@ -15,6 +15,7 @@ use super::cache::DecoderState;
 use super::config::Activation;
 use super::kernels::Precision;
 use super::layers::{attend, embed, padding_bias, split_heads, Linear, RmsNorm};
+use super::ragged::Ragged;
 use super::weights::Weights;
 use super::{ModelError, Seq2Seq, Seq2SeqSpec, SourceBatch};
 
@@ -317,6 +318,28 @@ impl T5 {
     fn inner(&self) -> usize {
         self.heads * self.d_kv
     }
+
+    /// The encoder's blocks and final norm on embedded tokens `x`, whose last dimension (`dim`) is the width:
+    /// `[batch, len, width]` with `attend` on split heads, or the real tokens `[tokens, width]` of a [`Ragged`]
+    /// batch. `attend` takes `q`, `k`, `v` with the heads merged and returns the heads merged.
+    fn encoder_stack(
+        &self,
+        mut x: Tensor,
+        dim: usize,
+        attend: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor, ModelError>,
+    ) -> Result<Tensor, ModelError> {
+        let inner = self.inner();
+        for block in &self.encoder {
+            let h = block.self_norm.forward(&x)?;
+            let q = block.self_attn.q.forward(&h)?;
+            let kv = block.self_attn.kv.forward(&h)?;
+            let a = attend(&q, &kv.narrow(dim, 0, inner)?, &kv.narrow(dim, inner, inner)?)?;
+            x = (x + block.self_attn.o.forward(&a)?)?;
+            let h = block.ff_norm.forward(&x)?;
+            x = (&x + self.feed_forward(&block.ff, &h)?)?;
+        }
+        self.encoder_norm.forward(&x)
+    }
 }
 
 impl Seq2Seq for T5 {
@@ -330,22 +353,19 @@ impl Seq2Seq for T5 {
 
     fn encode(&self, batch: &SourceBatch) -> Result<Tensor, ModelError> {
         let (_, len) = batch.ids.dims2()?;
-        let bias = self
-            .position_bias(&self.encoder_bias, len, 0, len, true)?
-            .broadcast_add(&padding_bias(&batch.mask, self.dtype)?)?;
-        let mut x = embed(&self.embed, &batch.ids)?;
-        let inner = self.inner();
-        for block in &self.encoder {
-            let h = block.self_norm.forward(&x)?;
-            let q = split_heads(&block.self_attn.q.forward(&h)?, self.heads)?;
-            let kv = block.self_attn.kv.forward(&h)?;
-            let k = split_heads(&kv.narrow(2, 0, inner)?, self.heads)?;
-            let v = split_heads(&kv.narrow(2, inner, inner)?, self.heads)?;
-            x = (x + block.self_attn.o.forward(&attend(&q, &k, &v, 1.0, Some(&bias))?)?)?;
-            let h = block.ff_norm.forward(&x)?;
-            x = (&x + self.feed_forward(&block.ff, &h)?)?;
+        let position = self.position_bias(&self.encoder_bias, len, 0, len, true)?;
+        let heads = self.heads;
+        if let Some(ragged) = Ragged::of(batch, self.dtype)? {
+            let x = embed(&self.embed, &ragged.ids(&batch.ids)?)?;
+            let attend = |q: &Tensor, k: &Tensor, v: &Tensor| ragged.attend((q, k, v), heads, 1.0, Some(&position));
+            return ragged.unpad(&self.encoder_stack(x, 1, attend)?);
         }
-        self.encoder_norm.forward(&x)
+        let bias = position.broadcast_add(&padding_bias(&batch.mask, self.dtype)?)?;
+        let attend = |q: &Tensor, k: &Tensor, v: &Tensor| {
+            let [q, k, v] = [q, k, v].map(|t| split_heads(t, heads));
+            attend(&q?, &k?, &v?, 1.0, Some(&bias))
+        };
+        self.encoder_stack(embed(&self.embed, &batch.ids)?, 2, attend)
     }
 
     fn start_decoding(
@@ -356,12 +376,17 @@ impl Seq2Seq for T5 {
         capacity: usize,
     ) -> Result<DecoderState, ModelError> {
         let inner = self.inner();
+        let ragged = Ragged::of(batch, self.dtype)?;
+        let rows = ragged.as_ref().map(|r| r.pack(encoded)).transpose()?;
         let cross = self
             .decoder
             .iter()
             .map(|block| {
                 let (attn, _) = block.cross.as_ref().expect("decoder blocks have cross attention");
-                let kv = attn.kv.forward(encoded)?;
+                let kv = match (&ragged, &rows) {
+                    (Some(r), Some(rows)) => r.unpad(&attn.kv.forward(rows)?)?,
+                    _ => attn.kv.forward(encoded)?,
+                };
                 Ok((
                     split_heads(&kv.narrow(2, 0, inner)?, self.heads)?,
                     split_heads(&kv.narrow(2, inner, inner)?, self.heads)?,

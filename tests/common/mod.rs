@@ -63,17 +63,17 @@ pub fn marian_model_dir(name: &str, tmp: &Path) -> PathBuf {
 
 /// An engine on a Marian fixture, on the CPU.
 pub fn marian_engine(name: &str, tmp: &Path) -> brief::engine::Engine {
-    let dir = marian_model_dir(name, tmp);
-    let config = brief::engine::EngineConfig {
-        source: brief::models::ModelSource::Local(dir),
-        device: candle_core::Device::Cpu,
-        dtype: brief::models::ComputeType::F32,
-        batch: brief::engine::BatchLimits::default(),
-        progress: false,
-        task: None,
-        prefix: None,
-    };
-    brief::engine::Engine::load(&config).unwrap()
+    marian_engine_as(name, tmp, "f32")
+}
+
+/// An engine on a Marian fixture, on the CPU, computing in `dtype` (`f32`, `bf16`, `int8`).
+pub fn marian_engine_as(name: &str, tmp: &Path, dtype: &str) -> brief::engine::Engine {
+    engine_in(marian_model_dir(name, tmp), None, None, dtype)
+}
+
+/// An engine on the T5 v1.1 fixture (gated GELU), on the CPU, computing in `dtype`.
+pub fn t5_engine_as(dtype: &str) -> brief::engine::Engine {
+    engine_in(fixtures().join("t5").join("t5-v1_1"), None, None, dtype)
 }
 
 #[derive(Deserialize)]
@@ -198,10 +198,15 @@ pub fn t5_engine(name: &str, task: Option<&str>, prefix: Option<&str>) -> brief:
 
 /// An engine on the model in `dir`.
 pub fn engine_at(dir: PathBuf, task: Option<&str>, prefix: Option<&str>) -> brief::engine::Engine {
+    engine_in(dir, task, prefix, "f32")
+}
+
+/// An engine on the model in `dir`, computing in `dtype`.
+pub fn engine_in(dir: PathBuf, task: Option<&str>, prefix: Option<&str>, dtype: &str) -> brief::engine::Engine {
     let config = brief::engine::EngineConfig {
         source: brief::models::ModelSource::Local(dir),
         device: candle_core::Device::Cpu,
-        dtype: brief::models::ComputeType::F32,
+        dtype: brief::models::parse_dtype(dtype).unwrap(),
         batch: brief::engine::BatchLimits::default(),
         progress: false,
         task: task.map(str::to_string),

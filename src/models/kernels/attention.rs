@@ -101,30 +101,89 @@ pub fn attend(shape: Shape, q: View, k: View, v: View, bias: Option<View>, scale
 pub fn attend_on(isa: Isa, shape: Shape, q: View, k: View, v: View, bias: Option<View>, scale: f32, out: &mut [f32]) {
     let Shape { b, h, m, n, d } = shape;
     assert_eq!(out.len(), b * m * h * d, "output size");
-    if b * h * m == 0 {
-        return;
-    }
-    for (name, view, rows, width) in
-        [("q", Some(q), m, d), ("k", Some(k), n, d), ("v", Some(v), n, d), ("bias", bias, m, n)]
-    {
-        if let Some(view) = view {
-            assert!(view.fits(b, h, rows, width), "attention: the {name} view is too short for {shape:?}");
+    let inputs = Inputs { shape, q, k, v, bias, scale };
+    inputs.check();
+    let kernel = Kernel::choose(isa, d);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    // SAFETY: the views hold what `shape` reads (checked above) and `out` holds `b·m·h·d` values, of which each
+    // (item, head) pair writes only its own `d` columns of its own `m` rows.
+    run_pairs(b * h, m * n, |p, scores| unsafe { kernel.pair(&inputs, p / h, p % h, scores, out_ptr.get()) });
+}
+
+/// One sequence of a batch stored without padding: rows `start..start + len` of the packed rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub len: usize,
+}
+
+/// Self-attention of each span of packed rows over its own rows alone: for every span, `softmax(q·kᵀ·scale +
+/// bias)·v` over its `len` queries and keys, as [`attend`] computes one item of a padded batch (whose padding
+/// keys get weight 0, so the span's values are the same). `q`, `k` and `v` are `[1, h, rows, d]` views of the
+/// packed rows (`strides[2]` from one row to the next); the optional `bias` view `[1, h, len, len]` is shared by
+/// every span, which reads its first `len` queries and keys (T5's relative position bias). `out` is `[rows, h·d]`
+/// and `rows` the end of the last span.
+///
+/// # Panics
+/// If `out` or a view is too short for a span (checked once, before any work).
+#[allow(clippy::too_many_arguments)] // as `attend`, with the spans in place of the batch
+pub fn attend_spans<'a>(
+    isa: Isa,
+    (h, d): (usize, usize),
+    spans: &[Span],
+    (q, k, v): (View<'a>, View<'a>, View<'a>),
+    bias: Option<View<'a>>,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let rows = spans.iter().map(|s| s.start + s.len).max().unwrap_or(0);
+    assert_eq!(out.len(), rows * h * d, "output size");
+    let inputs: Vec<Inputs> = spans
+        .iter()
+        .map(|s| {
+            let shift = |view: View<'a>| View { offset: view.offset + s.start * view.strides[2], ..view };
+            let shape = Shape { b: 1, h, m: s.len, n: s.len, d };
+            Inputs { shape, q: shift(q), k: shift(k), v: shift(v), bias, scale }
+        })
+        .collect();
+    inputs.iter().for_each(Inputs::check);
+    let kernel = Kernel::choose(isa, d);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let longest = spans.iter().map(|s| s.len).max().unwrap_or(0);
+    run_pairs(spans.len() * h, longest * longest, |p, scores| {
+        let (x, span) = (&inputs[p / h], spans[p / h]);
+        // SAFETY: each span's views hold what its shape reads (checked above); `out` holds `rows` rows of `h·d`
+        // values, span rows lie below `rows`, and each (span, head) pair writes only its own `d` columns of its
+        // own rows; the kernel runs only where the CPU has its features.
+        unsafe { kernel.pair(x, 0, p % h, &mut scores[..span.len * span.len], out_ptr.get().add(span.start * h * d)) }
+    });
+}
+
+impl Inputs<'_> {
+    /// Panics unless every view holds the values `shape` reads.
+    fn check(&self) {
+        let Shape { b, h, m, n, d } = self.shape;
+        for (name, view, rows, width) in
+            [("q", Some(self.q), m, d), ("k", Some(self.k), n, d), ("v", Some(self.v), n, d), ("bias", self.bias, m, n)]
+        {
+            if let Some(view) = view {
+                assert!(view.fits(b, h, rows, width), "attention: the {name} view is too short for {:?}", self.shape);
+            }
         }
     }
-    let kernel = Kernel::choose(isa, d);
-    let inputs = Inputs { shape, q, k, v, bias, scale };
-    let out_ptr = SendPtr(out.as_mut_ptr());
-    let pairs = b * h;
+}
+
+/// Runs `pair(p, scores)` for every pair `p < pairs`, in parallel tasks of several pairs, each task with its own
+/// scratch of `scratch` scores.
+fn run_pairs(pairs: usize, scratch: usize, pair: impl Fn(usize, &mut [f32]) + Sync) {
+    if pairs == 0 {
+        return;
+    }
     // Enough pairs per task to amortise scheduling, enough tasks to balance.
     let per_task = pairs.div_ceil(rayon::current_num_threads() * 8).max(1);
     let run = |range: std::ops::Range<usize>| {
-        let mut scores = vec![0f32; m * n];
-        for p in range {
-            // SAFETY: every view holds the values `shape` reads (checked above); `out` holds `b·m·h·d` values, and
-            // each (item, head) pair writes only its own `d` columns of its own output rows, so no two calls
-            // touch the same values; the kernel runs only where the CPU has its features.
-            unsafe { kernel.pair(&inputs, p / h, p % h, &mut scores, out_ptr.get()) };
-        }
+        let mut scores = vec![0f32; scratch];
+        range.for_each(|p| pair(p, &mut scores));
     };
     if pairs <= per_task || rayon::current_num_threads() == 1 {
         run(0..pairs);
@@ -469,6 +528,55 @@ mod tests {
                 assert!((g - w).abs() < 1e-5, "{shape:?}: {g} vs {w}");
             }
         }
+    }
+
+    /// Sequences packed without padding: each span's output equals that sequence attended alone, bit for bit,
+    /// on every family this CPU runs (heads wide enough for the AVX kernels and a width only the loops take),
+    /// with a shared bias read for each span's own length.
+    #[test]
+    fn spans_equal_each_sequence_alone() {
+        for (h, d) in [(2, 32), (3, 20)] {
+            let spans = [Span { start: 0, len: 5 }, Span { start: 5, len: 1 }, Span { start: 6, len: 17 }];
+            let (rows, len) = (23, 17);
+            let (q, k, v) = (values(rows * h * d, 1), values(rows * h * d, 2), values(rows * h * d, 3));
+            let bias = values(h * len * len, 4);
+            let packed = |data| View { data, offset: 0, strides: [0, d, h * d] };
+            let bias_view = View { data: &bias, offset: 0, strides: [0, len * len, len] };
+            for isa in isa::available() {
+                let mut got = vec![0f32; rows * h * d];
+                let views = (packed(&q), packed(&k), packed(&v));
+                attend_spans(isa, (h, d), &spans, views, Some(bias_view), 0.25, &mut got);
+                for s in spans {
+                    let shape = Shape { b: 1, h, m: s.len, n: s.len, d };
+                    let alone = |data: &[f32]| data[s.start * h * d..(s.start + s.len) * h * d].to_vec();
+                    let (qa, ka, va) = (alone(&q), alone(&k), alone(&v));
+                    let one = |data| View { data, offset: 0, strides: [0, d, h * d] };
+                    let mut want = vec![0f32; s.len * h * d];
+                    attend_on(isa, shape, one(&qa), one(&ka), one(&va), Some(bias_view), 0.25, &mut want);
+                    let got = &got[s.start * h * d..(s.start + s.len) * h * d];
+                    assert!(got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()), "{isa:?} {s:?} d {d}");
+                }
+            }
+        }
+    }
+
+    /// A span longer than the shared bias is refused before any work.
+    #[test]
+    #[should_panic(expected = "the bias view is too short")]
+    fn spans_check_the_bias() {
+        let (q, bias) = (values(4 * 16, 1), values(3 * 3, 2));
+        let view = View { data: &q, offset: 0, strides: [0, 16, 16] };
+        let bias = View { data: &bias, offset: 0, strides: [0, 9, 3] };
+        let mut out = vec![0f32; 4 * 16];
+        attend_spans(
+            isa::active(),
+            (1, 16),
+            &[Span { start: 0, len: 4 }],
+            (view, view, view),
+            Some(bias),
+            1.0,
+            &mut out,
+        );
     }
 
     /// Keys read from a larger cache buffer (stride over a capacity) and a broadcast bias give the same result as
