@@ -1,7 +1,7 @@
 //! The decoder's state during search: per-layer self-attention caches that grow by doubling, and cross-attention
 //! keys/values computed once per batch.
 
-use candle_core::{CpuStorage, Device, InplaceOp1, Layout, Tensor};
+use candle_core::{CpuStorage, DType, Device, InplaceOp1, InplaceOp2, Layout, Tensor};
 use rayon::prelude::*;
 
 use super::ModelError;
@@ -98,8 +98,14 @@ impl DecoderState {
     pub fn append_self(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
         let steps = k.dim(2)?;
         let cache = &self.layers[layer];
-        cache.self_k.slice_set(&k.contiguous()?, POSITIONS, self.len)?;
-        cache.self_v.slice_set(&v.contiguous()?, POSITIONS, self.len)?;
+        for (cache, new) in [(&cache.self_k, k), (&cache.self_v, v)] {
+            if cache.device().is_cpu() && cache.dtype() == DType::F32 && new.dtype() == DType::F32 {
+                // Straight from the view (e.g. a column range of the fused projection): one copy, not two.
+                cache.inplace_op2(new, &WritePositions { at: self.len })?;
+            } else {
+                cache.slice_set(&new.contiguous()?, POSITIONS, self.len)?;
+            }
+        }
         let filled = self.len + steps;
         Ok((cache.self_k.narrow(POSITIONS, 0, filled)?, cache.self_v.narrow(POSITIONS, 0, filled)?))
     }
@@ -228,11 +234,89 @@ impl RowSpans {
     }
 }
 
+/// Writes `[rows, heads, steps, head_dim]` values of any layout (the last dimension contiguous) into a
+/// contiguous `[rows, heads, capacity, head_dim]` cache at positions `at..at + steps`.
+struct WritePositions {
+    at: usize,
+}
+
+impl InplaceOp2 for WritePositions {
+    fn name(&self) -> &'static str {
+        "write-positions"
+    }
+
+    fn cpu_fwd(&self, cache: &mut CpuStorage, cl: &Layout, new: &CpuStorage, nl: &Layout) -> candle_core::Result<()> {
+        let (CpuStorage::F32(cache), CpuStorage::F32(new)) = (cache, new) else {
+            candle_core::bail!("write-positions: the cache and the values must be f32");
+        };
+        let Some((start, end)) = cl.contiguous_offsets() else {
+            candle_core::bail!("write-positions: the cache is not contiguous");
+        };
+        let (rows, heads, capacity, head_dim) = cl.shape().dims4()?;
+        let (nrows, nheads, steps, nhead_dim) = nl.shape().dims4()?;
+        let st = nl.stride();
+        if (nrows, nheads, nhead_dim) != (rows, heads, head_dim) || self.at + steps > capacity {
+            candle_core::bail!("write-positions: {:?} at {} into a cache of {:?}", nl.dims(), self.at, cl.dims());
+        }
+        if st[3] != 1 && head_dim > 1 {
+            candle_core::bail!("write-positions: values of stride {st:?}");
+        }
+        let last = nl.start_offset()
+            + [(rows, st[0]), (heads, st[1]), (steps, st[2])]
+                .iter()
+                .map(|&(n, s)| n.saturating_sub(1) * s)
+                .sum::<usize>();
+        if rows * heads * steps > 0 && last + head_dim > new.len() {
+            candle_core::bail!("write-positions: the values' layout overruns their storage");
+        }
+        let row_size = heads * capacity * head_dim;
+        cache[start..end].par_chunks_mut(row_size).enumerate().for_each(|(r, row)| {
+            for h in 0..heads {
+                for t in 0..steps {
+                    let from = nl.start_offset() + r * st[0] + h * st[1] + t * st[2];
+                    let to = (h * capacity + self.at + t) * head_dim;
+                    row[to..to + head_dim].copy_from_slice(&new[from..from + head_dim]);
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Reordering in place equals `index_select` on the filled positions.
+    /// Keys given as a view of a fused projection (`[rows, steps, 2 · heads · head_dim]`, split without a copy)
+    /// land in the cache as their contiguous copy would, at the current position and after a capacity
+    /// doubling, and the filled part comes back.
+    #[test]
+    fn appending_a_view_writes_what_its_copy_would() -> Result<(), ModelError> {
+        let (rows, heads, head_dim) = (4, 2, 3);
+        let cross = Tensor::zeros((2, heads, 5, head_dim), DType::F32, &Device::Cpu)?;
+        let mask = Tensor::zeros((2, 1, 1, 5), DType::F32, &Device::Cpu)?;
+        let mut state = DecoderState::new(vec![(cross.clone(), cross)], mask, 2, (heads, head_dim), 2)?;
+        let mut want_k: Vec<Tensor> = Vec::new();
+        for (step, steps) in [(0, 1), (1, 2), (2, 1)] {
+            let width = 2 * heads * head_dim;
+            let kv = Tensor::arange(0f32, (rows * steps * width) as f32, &Device::Cpu)?
+                .affine(1.0, 100.0 * step as f64)?
+                .reshape((rows, steps, width))?;
+            let k = crate::models::layers::split_fused(&kv, 0, 2, heads)?;
+            let v = crate::models::layers::split_fused(&kv, 1, 2, heads)?;
+            state.reserve(steps)?;
+            let (got_k, got_v) = state.append_self(0, &k, &v)?;
+            state.len += steps;
+            want_k.push(k.contiguous()?);
+            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+            assert_eq!(flat(&got_k)?, flat(&Tensor::cat(&want_k, 2)?)?, "keys after step {step}");
+            let last = got_v.narrow(2, state.len - steps, steps)?;
+            assert_eq!(flat(&last)?, flat(&v)?, "values of step {step}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn in_place_reorder_equals_index_select() -> Result<(), ModelError> {
         let (items, group, heads, capacity, head_dim) = (2, 3, 2, 5, 4);

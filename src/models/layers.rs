@@ -220,6 +220,15 @@ pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor, ModelError> {
     Ok(x.reshape((b, len, heads, d / heads))?.transpose(1, 2)?)
 }
 
+/// Part `part` of `parts` equal column ranges of `x` `[batch, len, parts · heads · head_dim]` (e.g. the keys of
+/// a fused key-value projection) as a `[batch, heads, len, head_dim]` view: the ranges are split before the
+/// heads, so a contiguous `x` is not copied (splitting the heads of a column range is).
+pub fn split_fused(x: &Tensor, part: usize, parts: usize, heads: usize) -> Result<Tensor, ModelError> {
+    let (b, len, width) = x.dims3()?;
+    let x = x.reshape((b, len, parts, heads, width / (parts * heads)))?;
+    Ok(x.narrow(2, part, 1)?.squeeze(2)?.transpose(1, 2)?)
+}
+
 /// Joins `[batch, heads, len, head_dim]` back into `[batch, len, heads * head_dim]`.
 pub fn merge_heads(x: &Tensor) -> Result<Tensor, ModelError> {
     let (b, heads, len, head_dim) = x.dims4()?;

@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use super::cache::DecoderState;
 use super::config::MarianConfig;
 use super::kernels::Precision;
-use super::layers::{attend, causal_bias, embed, padding_bias, split_heads, LayerNorm, Linear};
+use super::layers::{attend, causal_bias, embed, padding_bias, split_fused, split_heads, LayerNorm, Linear};
 use super::ragged::Ragged;
 use super::weights::Weights;
 use super::{ModelError, Seq2Seq, Seq2SeqSpec, SourceBatch};
@@ -289,10 +289,7 @@ impl Seq2Seq for Marian {
                     (Some(r), Some(rows)) => r.unpad(&layer.cross_kv.forward(rows)?)?,
                     _ => layer.cross_kv.forward(encoded)?,
                 };
-                Ok((
-                    split_heads(&kv.narrow(2, 0, d)?, self.decoder_heads)?,
-                    split_heads(&kv.narrow(2, d, d)?, self.decoder_heads)?,
-                ))
+                Ok((split_fused(&kv, 0, 2, self.decoder_heads)?, split_fused(&kv, 1, 2, self.decoder_heads)?))
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
         let mask = padding_bias(&batch.mask, self.dtype)?;
@@ -359,10 +356,9 @@ impl Marian {
         let mut x = self.embed_tokens(&self.decoder_embed, &self.decoder_positions, tokens, past)?;
         for (i, layer) in self.decoder.iter().enumerate() {
             let qkv = layer.qkv.forward(&x)?;
-            let q = split_heads(&qkv.narrow(2, 0, d)?, heads)?;
-            let k = split_heads(&qkv.narrow(2, d, d)?, heads)?;
-            let v = split_heads(&qkv.narrow(2, 2 * d, d)?, heads)?;
-            let (k, v) = state.append_self(i, &k, &v)?;
+            let [q, k, v] = [0, 1, 2].map(|part| split_fused(&qkv, part, 3, heads));
+            let (k, v) = state.append_self(i, &k?, &v?)?;
+            let q = q?;
             let a = layer.out.forward(&attend(&q, &k, &v, scale, causal.as_ref())?)?;
             x = layer.self_norm.forward(&(x + a)?)?;
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::cache::DecoderState;
 use super::config::Activation;
 use super::kernels::Precision;
-use super::layers::{attend, embed, padding_bias, split_heads, Linear, RmsNorm};
+use super::layers::{attend, embed, padding_bias, split_fused, split_heads, Linear, RmsNorm};
 use super::ragged::Ragged;
 use super::weights::Weights;
 use super::{ModelError, Seq2Seq, Seq2SeqSpec, SourceBatch};
@@ -375,7 +375,6 @@ impl Seq2Seq for T5 {
         group: usize,
         capacity: usize,
     ) -> Result<DecoderState, ModelError> {
-        let inner = self.inner();
         let ragged = Ragged::of(batch, self.dtype)?;
         let rows = ragged.as_ref().map(|r| r.pack(encoded)).transpose()?;
         let cross = self
@@ -387,10 +386,7 @@ impl Seq2Seq for T5 {
                     (Some(r), Some(rows)) => r.unpad(&attn.kv.forward(rows)?)?,
                     _ => attn.kv.forward(encoded)?,
                 };
-                Ok((
-                    split_heads(&kv.narrow(2, 0, inner)?, self.heads)?,
-                    split_heads(&kv.narrow(2, inner, inner)?, self.heads)?,
-                ))
+                Ok((split_fused(&kv, 0, 2, self.heads)?, split_fused(&kv, 1, 2, self.heads)?))
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
         let mask = padding_bias(&batch.mask, self.dtype)?;
@@ -414,8 +410,7 @@ impl Seq2Seq for T5 {
             let h = block.self_norm.forward(&x)?;
             let q = split_heads(&block.self_attn.q.forward(&h)?, self.heads)?;
             let kv = block.self_attn.kv.forward(&h)?;
-            let k = split_heads(&kv.narrow(2, 0, inner)?, self.heads)?;
-            let v = split_heads(&kv.narrow(2, inner, inner)?, self.heads)?;
+            let (k, v) = (split_fused(&kv, 0, 2, self.heads)?, split_fused(&kv, 1, 2, self.heads)?);
             let (k, v) = state.append_self(i, &k, &v)?;
             x = (x + block.self_attn.o.forward(&attend(&q, &k, &v, 1.0, Some(&bias))?)?)?;
 
