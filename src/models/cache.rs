@@ -31,6 +31,8 @@ pub struct DecoderState {
     /// Target positions already in the self-attention caches.
     pub len: usize,
     capacity: usize,
+    /// Positions the caches never need to grow beyond (the search's maximum length).
+    limit: usize,
 }
 
 impl DecoderState {
@@ -58,7 +60,7 @@ impl DecoderState {
                 Ok(LayerCache { self_k: zeros()?, self_v: zeros()?, cross_k, cross_v })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
-        Ok(Self { layers, cross_mask, group, len: 0, capacity })
+        Ok(Self { layers, cross_mask, group, len: 0, capacity, limit: usize::MAX })
     }
 
     pub fn rows(&self) -> usize {
@@ -73,13 +75,19 @@ impl DecoderState {
         self.cross_mask.device()
     }
 
-    /// Makes room for `steps` more positions, doubling the capacity when it runs out.
+    /// Caps the capacity that [`reserve`](Self::reserve) grows to at `limit` positions (more are still
+    /// granted when asked for).
+    pub fn limit_capacity(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// Makes room for `steps` more positions, doubling the capacity when it runs out (up to the limit).
     pub fn reserve(&mut self, steps: usize) -> Result<(), ModelError> {
         let needed = self.len + steps;
         if needed <= self.capacity {
             return Ok(());
         }
-        let capacity = needed.max(self.capacity * 2);
+        let capacity = needed.max((self.capacity * 2).min(self.limit));
         for layer in &mut self.layers {
             for cache in [&mut layer.self_k, &mut layer.self_v] {
                 let mut dims = cache.dims().to_vec();
@@ -313,6 +321,22 @@ mod tests {
             assert_eq!(flat(&got_k)?, flat(&Tensor::cat(&want_k, 2)?)?, "keys after step {step}");
             let last = got_v.narrow(2, state.len - steps, steps)?;
             assert_eq!(flat(&last)?, flat(&v)?, "values of step {step}");
+        }
+        Ok(())
+    }
+
+    /// The caches double as they fill, but not past the limit, unless more positions are asked for.
+    #[test]
+    fn capacity_doubles_up_to_the_limit() -> Result<(), ModelError> {
+        let cross = Tensor::zeros((1, 1, 2, 4), DType::F32, &Device::Cpu)?;
+        let mask = Tensor::zeros((1, 1, 1, 2), DType::F32, &Device::Cpu)?;
+        let mut state = DecoderState::new(vec![(cross.clone(), cross)], mask, 1, (1, 4), 4)?;
+        state.limit_capacity(6);
+        let capacity = |s: &DecoderState| s.layers[0].self_k.dims()[POSITIONS];
+        for (steps, want) in [(4, 4), (1, 6), (1, 6), (3, 9)] {
+            state.reserve(steps)?;
+            state.len += steps;
+            assert_eq!(capacity(&state), want, "after {} positions", state.len);
         }
         Ok(())
     }
