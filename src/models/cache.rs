@@ -295,7 +295,6 @@ impl InplaceOp2 for WritePositions {
 mod tests {
     use super::*;
 
-    /// Reordering in place equals `index_select` on the filled positions.
     /// Keys given as a view of a fused projection (`[rows, steps, 2 · heads · head_dim]`, split without a copy)
     /// land in the cache as their contiguous copy would, at the current position and after a capacity
     /// doubling, and the filled part comes back.
@@ -341,6 +340,7 @@ mod tests {
         Ok(())
     }
 
+    /// Reordering in place equals `index_select` on the filled positions.
     #[test]
     fn in_place_reorder_equals_index_select() -> Result<(), ModelError> {
         let (items, group, heads, capacity, head_dim) = (2, 3, 2, 5, 4);
