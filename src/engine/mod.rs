@@ -328,7 +328,7 @@ pub fn normalize_whitespace(text: &str) -> String {
 
 /// A model with its codec, used from one thread: generates for batches of token sequences.
 pub struct Engine {
-    model: Box<dyn Seq2Seq + Send>,
+    model: Box<dyn Seq2Seq + Send + Sync>,
     codec: Arc<Codec>,
     batch: BatchLimits,
 }
@@ -457,8 +457,16 @@ impl Engine {
     }
 
     /// One batch through the model, as given.
+    ///
+    /// The search runs on a thread of the compute pool, which the calling thread (the model's own) waits for. The
+    /// products split their work between that thread and the pool's others, and the search's serial parts (beam
+    /// bookkeeping, candle's element-wise operations) run while the other threads wait for the next product.
+    /// Running it on the calling thread instead put one more thread than cores on the CPU: the pool's idle
+    /// threads spin for a while after each product and took turns with it (an f32 opus-mt translation on 2 cores
+    /// made 28k voluntary and 37k involuntary context switches in 64 lines, against 5k and 17k on the pool, and
+    /// took 3–6% longer; docs/BENCHMARKS.md).
     pub fn run_batch(&self, sources: &[Vec<u32>], options: &SearchOptions) -> Result<Vec<Hypotheses>, EngineError> {
-        let outputs: Vec<Hypotheses> = generate(self.model(), sources, options)?
+        let outputs: Vec<Hypotheses> = rayon::scope(|_| generate(self.model(), sources, options))?
             .into_iter()
             .map(|hypotheses| hypotheses.into_iter().map(|h| h.tokens).collect())
             .collect();

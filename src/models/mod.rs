@@ -245,7 +245,7 @@ pub trait Seq2Seq {
 
 /// A loaded model with its generation defaults.
 pub struct LoadedModel {
-    pub model: Box<dyn Seq2Seq + Send>,
+    pub model: Box<dyn Seq2Seq + Send + Sync>,
     pub generation: GenerationConfig,
     /// `model_type` from `config.json` (`marian`, `t5`, ...).
     pub model_type: String,
@@ -291,7 +291,7 @@ fn build(
     config_json: &serde_json::Value,
     weight_files: &weights::WeightFiles,
     at: &Placement,
-) -> Result<Box<dyn Seq2Seq + Send>, ModelError> {
+) -> Result<Box<dyn Seq2Seq + Send + Sync>, ModelError> {
     let Placement { dtype, device, pack } = *at;
     let config_path = dir.join("config.json");
     Ok(match model_type {
