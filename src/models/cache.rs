@@ -1,9 +1,11 @@
 //! The decoder's state during search: per-layer self-attention caches that grow by doubling, and cross-attention
 //! keys/values computed once per batch.
 
-use candle_core::{CpuStorage, DType, Device, InplaceOp1, InplaceOp2, Layout, Tensor};
+use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor};
 use rayon::prelude::*;
 
+use super::kernels::attention::RowMap;
+use super::layers;
 use super::ModelError;
 
 /// Keys and values of one decoder layer.
@@ -23,6 +25,11 @@ const POSITIONS: usize = 2;
 ///
 /// Rows are hypotheses; `group` consecutive rows belong to one source item (the beams of a sentence). Cross
 /// attention is computed per item, so beams never copy the encoder's keys and values.
+///
+/// On the CPU in f32, the self-attention caches are never moved once written: reordering the beams and dropping
+/// finished items only update a map of where each row's past lies ([`Stored`]), which attention reads through.
+/// Copying the filled positions of the reordered rows, and all of every cache when an item finished, was 4–6%
+/// of an f32 opus-mt translation at beam 4 (docs/BENCHMARKS.md). Elsewhere the caches are reordered.
 pub struct DecoderState {
     pub layers: Vec<LayerCache>,
     /// Additive padding mask for cross attention, `[items, 1, 1, source_len]`.
@@ -33,6 +40,36 @@ pub struct DecoderState {
     capacity: usize,
     /// Positions the caches never need to grow beyond (the search's maximum length).
     limit: usize,
+    /// Where each row's keys and values are stored, once rows have been reordered or dropped without moving
+    /// them; `None` while row `r` of the caches is row `r`'s.
+    stored: Option<Stored>,
+}
+
+/// Where the rows of a [`DecoderState`] keep their keys and values in caches whose rows never move.
+struct Stored {
+    /// `[rows, capacity]`: the cache row holding row `r`'s values at position `t`. From position `len` on it is
+    /// `own[r]`.
+    at: Vec<u32>,
+    /// The cache row each row writes its new positions to; no two rows share one.
+    own: Vec<u32>,
+}
+
+impl Stored {
+    /// Every row in its own cache row.
+    fn identity(rows: usize, capacity: usize) -> Self {
+        let at = (0..rows as u32).flat_map(|r| std::iter::repeat_n(r, capacity)).collect();
+        Self { at, own: (0..rows as u32).collect() }
+    }
+
+    /// The same map for caches of `capacity` positions (`old` of them before, `len` filled).
+    fn regrown(&self, old: usize, capacity: usize, len: usize) -> Self {
+        let mut at = Vec::with_capacity(self.own.len() * capacity);
+        for (row, &own) in self.at.chunks(old).zip(&self.own) {
+            at.extend_from_slice(&row[..len]);
+            at.extend(std::iter::repeat_n(own, capacity - len));
+        }
+        Self { at, own: self.own.clone() }
+    }
 }
 
 impl DecoderState {
@@ -60,11 +97,14 @@ impl DecoderState {
                 Ok(LayerCache { self_k: zeros()?, self_v: zeros()?, cross_k, cross_v })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
-        Ok(Self { layers, cross_mask, group, len: 0, capacity, limit: usize::MAX })
+        Ok(Self { layers, cross_mask, group, len: 0, capacity, limit: usize::MAX, stored: None })
     }
 
     pub fn rows(&self) -> usize {
-        self.layers.first().map_or(0, |l| l.self_k.dims()[0])
+        match &self.stored {
+            Some(stored) => stored.own.len(),
+            None => self.layers.first().map_or(0, |l| l.self_k.dims()[0]),
+        }
     }
 
     pub fn items(&self) -> usize {
@@ -97,19 +137,49 @@ impl DecoderState {
                 *cache = grown;
             }
         }
+        self.stored = self.stored.as_ref().map(|s| s.regrown(self.capacity, capacity, self.len));
         self.capacity = capacity;
         Ok(())
     }
 
+    /// Self-attention of layer `layer`: writes the new keys and values `k`, `v` (`[rows, heads, steps,
+    /// head_dim]`, views are fine) at the current position, then attends with `q` (`[rows, heads, steps,
+    /// head_dim]`) over every filled position, as [`layers::attend`] (`bias` broadcasting to `[rows, heads,
+    /// steps, filled]`). Returns `[rows, steps, heads · head_dim]`.
+    pub fn attend_self(
+        &mut self,
+        layer: usize,
+        q: &Tensor,
+        (k, v): (&Tensor, &Tensor),
+        scale: f64,
+        bias: Option<&Tensor>,
+    ) -> Result<Tensor, ModelError> {
+        let (k, v) = self.append_self(layer, k, v)?;
+        let Some(stored) = &self.stored else { return layers::attend(q, &k, &v, scale, bias) };
+        let rows = RowMap { map: &stored.at, per: self.capacity };
+        if let Some(out) = layers::attend_mapped((q, &k, &v), scale, bias, rows)? {
+            return Ok(out);
+        }
+        // Not reached: rows are only mapped where that kernel runs. Put them in place and attend plainly.
+        let filled = k.dim(POSITIONS)?;
+        self.materialize()?;
+        let cache = &self.layers[layer];
+        let (k, v) = (cache.self_k.narrow(POSITIONS, 0, filled)?, cache.self_v.narrow(POSITIONS, 0, filled)?);
+        layers::attend(q, &k, &v, scale, bias)
+    }
+
     /// Writes `k`, `v` (`[rows, heads, steps, head_dim]`, views are fine) at the current position of layer
-    /// `layer` and returns the filled keys and values including them.
-    pub fn append_self(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
+    /// `layer`, in each row's own cache row, and returns the filled part of its caches (rows as stored).
+    fn append_self(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor), ModelError> {
         let steps = k.dim(2)?;
         let cache = &self.layers[layer];
+        let own = self.stored.as_ref().map(|s| s.own.as_slice());
         for (cache, new) in [(&cache.self_k, k), (&cache.self_v, v)] {
             if cache.device().is_cpu() && cache.dtype() == DType::F32 && new.dtype() == DType::F32 {
                 // Straight from the view (e.g. a column range of the fused projection): one copy, not two.
-                cache.inplace_op2(new, &WritePositions { at: self.len })?;
+                cache.inplace_op2(new, &WritePositions { at: self.len, own })?;
+            } else if own.is_some() {
+                return Err(ModelError::Device("decoder cache rows are mapped off the CPU".into()));
             } else {
                 cache.slice_set(&new.contiguous()?, POSITIONS, self.len)?;
             }
@@ -118,24 +188,32 @@ impl DecoderState {
         Ok((cache.self_k.narrow(POSITIONS, 0, filled)?, cache.self_v.narrow(POSITIONS, 0, filled)?))
     }
 
-    /// New row `r` continues old row `rows[r]`; rows stay within their items (beam reordering). On the CPU the
-    /// caches are reordered in place, copying only the filled positions of the rows that change.
+    /// Whether rows are reordered and dropped through the map rather than moved.
+    fn maps_rows(&self) -> bool {
+        self.device().is_cpu() && self.layers.first().is_none_or(|l| l.self_k.dtype() == DType::F32)
+    }
+
+    /// New row `r` continues old row `rows[r]`; rows stay within their items (beam reordering).
     pub fn select_rows(&mut self, rows: &[u32]) -> Result<(), ModelError> {
-        if rows.iter().enumerate().all(|(i, &r)| r as usize == i) && rows.len() == self.rows() {
+        let n = self.rows();
+        if rows.len() == n && rows.iter().enumerate().all(|(i, &r)| r as usize == i) {
             return Ok(());
         }
-        let group = self.group.max(1);
-        let in_place = self.device().is_cpu()
-            && rows.len() == self.rows()
-            && rows.iter().enumerate().all(|(i, &r)| r as usize / group == i / group);
-        if in_place {
-            let op = ReorderRows { rows, group, len: self.len };
-            for layer in &mut self.layers {
-                layer.self_k.inplace_op1(&op)?;
-                layer.self_v.inplace_op1(&op)?;
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= n) {
+            return Err(ModelError::Input(format!("row {bad} selected from a state of {n} rows")));
+        }
+        if self.maps_rows() && rows.len() == n {
+            let (cap, len) = (self.capacity, self.len);
+            let old = self.stored.take().unwrap_or_else(|| Stored::identity(n, cap));
+            let mut at = old.at.clone();
+            for (row, &from) in at.chunks_mut(cap).zip(rows) {
+                let from = from as usize * cap;
+                row[..len].copy_from_slice(&old.at[from..from + len]);
             }
+            self.stored = Some(Stored { at, own: old.own });
             return Ok(());
         }
+        self.materialize()?;
         let index = Tensor::new(rows, self.device())?;
         for layer in &mut self.layers {
             layer.self_k = layer.self_k.index_select(&index, 0)?;
@@ -144,111 +222,65 @@ impl DecoderState {
         Ok(())
     }
 
+    /// Puts every row's keys and values in the cache row of its index, as the map says, and drops the map.
+    fn materialize(&mut self) -> Result<(), ModelError> {
+        let Some(stored) = self.stored.take() else { return Ok(()) };
+        let cap = self.capacity;
+        // Row `r`, position `t` of `[cache rows · capacity, heads · head_dim]` takes row `at[r, t]`, position `t`.
+        let index: Vec<u32> =
+            stored.at.iter().enumerate().map(|(e, &row)| row * cap as u32 + (e % cap) as u32).collect();
+        let index = Tensor::new(index.as_slice(), self.device())?;
+        for layer in &mut self.layers {
+            for cache in [&mut layer.self_k, &mut layer.self_v] {
+                let (rows, heads, cap, head_dim) = cache.dims4()?;
+                let by_position =
+                    cache.transpose(1, POSITIONS)?.contiguous()?.reshape((rows * cap, heads * head_dim))?;
+                let gathered = by_position.index_select(&index, 0)?;
+                *cache = gathered
+                    .reshape((stored.own.len(), cap, heads, head_dim))?
+                    .transpose(1, POSITIONS)?
+                    .contiguous()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Keeps only the source items `items` (in that order), with all their rows.
     pub fn select_items(&mut self, items: &[u32]) -> Result<(), ModelError> {
-        let group = self.group as u32;
+        let group = self.group.max(1) as u32;
         let rows: Vec<u32> = items.iter().flat_map(|&i| (i * group)..(i * group + group)).collect();
         let item_index = Tensor::new(items, self.device())?;
-        let row_index = Tensor::new(rows.as_slice(), self.device())?;
         for layer in &mut self.layers {
-            layer.self_k = layer.self_k.index_select(&row_index, 0)?;
-            layer.self_v = layer.self_v.index_select(&row_index, 0)?;
             layer.cross_k = layer.cross_k.index_select(&item_index, 0)?;
             layer.cross_v = layer.cross_v.index_select(&item_index, 0)?;
         }
         self.cross_mask = self.cross_mask.index_select(&item_index, 0)?;
+        if self.maps_rows() {
+            let (n, cap) = (self.rows(), self.capacity);
+            let old = self.stored.take().unwrap_or_else(|| Stored::identity(n, cap));
+            let at = rows.iter().flat_map(|&r| &old.at[r as usize * cap..(r as usize + 1) * cap]).copied().collect();
+            let own = rows.iter().map(|&r| old.own[r as usize]).collect();
+            self.stored = Some(Stored { at, own });
+            return Ok(());
+        }
+        let row_index = Tensor::new(rows.as_slice(), self.device())?;
+        for layer in &mut self.layers {
+            layer.self_k = layer.self_k.index_select(&row_index, 0)?;
+            layer.self_v = layer.self_v.index_select(&row_index, 0)?;
+        }
         Ok(())
-    }
-}
-
-/// Beam reordering of a `[rows, heads, capacity, head_dim]` f32 cache in place: within each item's `group` rows,
-/// row `r` takes the first `len` positions of row `rows[r]`.
-struct ReorderRows<'a> {
-    rows: &'a [u32],
-    group: usize,
-    len: usize,
-}
-
-impl InplaceOp1 for ReorderRows<'_> {
-    fn name(&self) -> &'static str {
-        "reorder-rows"
-    }
-
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("reorder-rows: the cache is not f32");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("reorder-rows: the cache is not contiguous");
-        };
-        let (rows, heads, capacity, head_dim) = layout.shape().dims4()?;
-        let (group, len) = (self.group, self.len);
-        if rows != self.rows.len() || rows % group != 0 || len > capacity {
-            candle_core::bail!("reorder-rows: {} rows for a cache of {rows}", self.rows.len());
-        }
-        if self.rows.iter().enumerate().any(|(j, &r)| r as usize / group != j / group) {
-            candle_core::bail!("reorder-rows: a row moves to another item");
-        }
-        let row_size = heads * capacity * head_dim;
-        let spans = RowSpans { row_size, heads, stride: capacity * head_dim, len: len * head_dim };
-        data[start..end].par_chunks_mut(group * row_size).enumerate().for_each(|(item, chunk)| {
-            let base = item * group;
-            let sources: Vec<usize> = self.rows[base..base + group].iter().map(|&r| r as usize - base).collect();
-            spans.reorder(chunk, &sources);
-        });
-        Ok(())
-    }
-}
-
-/// Where the filled positions of each head of each row of one item lie in its part of the cache.
-struct RowSpans {
-    row_size: usize,
-    heads: usize,
-    /// Values between two heads of a row, and filled values per head.
-    stride: usize,
-    len: usize,
-}
-
-impl RowSpans {
-    fn span(&self, row: usize, head: usize) -> std::ops::Range<usize> {
-        let at = row * self.row_size + head * self.stride;
-        at..at + self.len
-    }
-
-    /// Row `j` of `chunk` takes row `sources[j]`'s values. Only the rows that change are written; a row that
-    /// changes and is read by another is saved first, every other source is read in place. (Copying every row
-    /// of a changed item through a scratch buffer was 3.8% of an f32 translation at beam 4.)
-    fn reorder(&self, chunk: &mut [f32], sources: &[usize]) {
-        let changed: Vec<usize> = (0..sources.len()).filter(|&j| sources[j] != j).collect();
-        let saved: Vec<usize> = changed.iter().copied().filter(|s| changed.iter().any(|&j| sources[j] == *s)).collect();
-        let mut scratch = Vec::with_capacity(saved.len() * self.heads * self.len);
-        for &s in &saved {
-            (0..self.heads).for_each(|h| scratch.extend_from_slice(&chunk[self.span(s, h)]));
-        }
-        for &j in &changed {
-            let from = sources[j];
-            let slot = saved.iter().position(|&s| s == from);
-            for h in 0..self.heads {
-                let to = self.span(j, h);
-                match slot {
-                    Some(slot) => {
-                        let part = (slot * self.heads + h) * self.len;
-                        chunk[to].copy_from_slice(&scratch[part..part + self.len]);
-                    }
-                    None => chunk.copy_within(self.span(from, h), to.start),
-                }
-            }
-        }
     }
 }
 
 /// Writes `[rows, heads, steps, head_dim]` values of any layout (the last dimension contiguous) into a
-/// contiguous `[rows, heads, capacity, head_dim]` cache at positions `at..at + steps`.
-struct WritePositions {
+/// contiguous `[cache rows, heads, capacity, head_dim]` cache at positions `at..at + steps`: row `r` into cache
+/// row `own[r]` (row `r` without `own`).
+struct WritePositions<'a> {
     at: usize,
+    own: Option<&'a [u32]>,
 }
 
-impl InplaceOp2 for WritePositions {
+impl InplaceOp2 for WritePositions<'_> {
     fn name(&self) -> &'static str {
         "write-positions"
     }
@@ -263,22 +295,31 @@ impl InplaceOp2 for WritePositions {
         let (rows, heads, capacity, head_dim) = cl.shape().dims4()?;
         let (nrows, nheads, steps, nhead_dim) = nl.shape().dims4()?;
         let st = nl.stride();
-        if (nrows, nheads, nhead_dim) != (rows, heads, head_dim) || self.at + steps > capacity {
+        let own_fits = self.own.is_none_or(|own| own.len() == nrows && own.iter().all(|&r| (r as usize) < rows));
+        let rows_fit = if self.own.is_some() { own_fits } else { nrows == rows };
+        if !rows_fit || (nheads, nhead_dim) != (heads, head_dim) || self.at + steps > capacity {
             candle_core::bail!("write-positions: {:?} at {} into a cache of {:?}", nl.dims(), self.at, cl.dims());
         }
         if st[3] != 1 && head_dim > 1 {
             candle_core::bail!("write-positions: values of stride {st:?}");
         }
         let last = nl.start_offset()
-            + [(rows, st[0]), (heads, st[1]), (steps, st[2])]
+            + [(nrows, st[0]), (heads, st[1]), (steps, st[2])]
                 .iter()
                 .map(|&(n, s)| n.saturating_sub(1) * s)
                 .sum::<usize>();
-        if rows * heads * steps > 0 && last + head_dim > new.len() {
+        if nrows * heads * steps > 0 && last + head_dim > new.len() {
             candle_core::bail!("write-positions: the values' layout overruns their storage");
         }
+        // The row written to each cache row, if any.
+        let mut writer: Vec<Option<usize>> = vec![None; rows];
+        match self.own {
+            Some(own) => own.iter().enumerate().for_each(|(r, &c)| writer[c as usize] = Some(r)),
+            None => writer.iter_mut().enumerate().for_each(|(r, w)| *w = Some(r)),
+        }
         let row_size = heads * capacity * head_dim;
-        cache[start..end].par_chunks_mut(row_size).enumerate().for_each(|(r, row)| {
+        cache[start..end].par_chunks_mut(row_size).zip(&writer).for_each(|(row, writer)| {
+            let Some(r) = *writer else { return };
             for h in 0..heads {
                 for t in 0..steps {
                     let from = nl.start_offset() + r * st[0] + h * st[1] + t * st[2];
@@ -340,27 +381,60 @@ mod tests {
         Ok(())
     }
 
-    /// Reordering in place equals `index_select` on the filled positions.
+    /// Each row's keys (`part` 0) or values (1), positions joined, rows stacked: `[rows, heads, len, head_dim]`.
+    fn joined(past: &[(Vec<Tensor>, Vec<Tensor>)], part: usize) -> Result<Tensor, ModelError> {
+        let rows: Vec<Tensor> =
+            past.iter().map(|p| Tensor::cat(if part == 0 { &p.0 } else { &p.1 }, 2)).collect::<Result<_, _>>()?;
+        Ok(Tensor::cat(&rows, 0)?)
+    }
+
+    /// Beams reordered and items dropped through the row map attend, bit for bit, as caches whose rows were
+    /// moved (each row's keys and values kept apart and joined), across a capacity doubling; moving them into
+    /// place at the end gives those caches.
     #[test]
-    fn in_place_reorder_equals_index_select() -> Result<(), ModelError> {
-        let (items, group, heads, capacity, head_dim) = (2, 3, 2, 5, 4);
-        let rows = items * group;
-        let values: Vec<f32> = (0..rows * heads * capacity * head_dim).map(|i| i as f32).collect();
-        let cache = Tensor::from_vec(values, (rows, heads, capacity, head_dim), &Device::Cpu)?;
-        let len = 3;
-        // A chain, a swap, a cycle, a row copied twice, an unchanged item.
-        for order in [[2u32, 2, 0, 3, 5, 4], [1, 0, 2, 4, 5, 3], [0, 0, 1, 3, 4, 5], [2, 0, 1, 3, 3, 3]] {
-            let want = cache.index_select(&Tensor::new(&order[..], &Device::Cpu)?, 0)?.narrow(2, 0, len)?;
-            let reordered = cache.copy()?;
-            reordered.inplace_op1(&ReorderRows { rows: &order, group, len })?;
-            let got = reordered.narrow(2, 0, len)?;
-            assert_eq!(got.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?, "{order:?}");
-            // The positions past `len` are left alone.
-            let rest = |t: &Tensor| t.narrow(2, len, capacity - len)?.flatten_all()?.to_vec1::<f32>();
-            assert_eq!(rest(&reordered)?, rest(&cache)?);
+    fn mapped_rows_attend_as_moved_rows() -> Result<(), ModelError> {
+        let (items, group, heads, head_dim) = (3, 2, 2, 16);
+        let dev = Device::Cpu;
+        let cross = Tensor::zeros((items, heads, 3, head_dim), DType::F32, &dev)?;
+        let mask = Tensor::zeros((items, 1, 1, 3), DType::F32, &dev)?;
+        let mut state = DecoderState::new(vec![(cross.clone(), cross)], mask, group, (heads, head_dim), 2)?;
+        // Each row's keys and values so far, one `[1, heads, 1, head_dim]` tensor a position.
+        let mut past: Vec<(Vec<Tensor>, Vec<Tensor>)> = vec![(Vec::new(), Vec::new()); items * group];
+        let value = |seed: usize, rows: usize| {
+            let n = rows * heads * head_dim;
+            let v: Vec<f32> = (0..n).map(|i| (((i + 7 * seed) * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            Tensor::from_vec(v, (rows, heads, 1, head_dim), &dev)
+        };
+        let reorders: [&[u32]; 4] = [&[1, 0, 2, 2, 5, 4], &[], &[1, 1, 3, 2], &[0, 1, 2, 2]];
+        for (step, reorder) in reorders.iter().enumerate() {
+            let rows = past.len();
+            let (q, k, v) = (value(3 * step, rows)?, value(3 * step + 1, rows)?, value(3 * step + 2, rows)?);
+            state.reserve(1)?;
+            let got = state.attend_self(0, &q, (&k, &v), 0.25, None)?;
+            state.len += 1;
+            for (r, (ks, vs)) in past.iter_mut().enumerate() {
+                ks.push(k.narrow(0, r, 1)?);
+                vs.push(v.narrow(0, r, 1)?);
+            }
+            let want = layers::attend(&q, &joined(&past, 0)?, &joined(&past, 1)?, 0.25, None)?;
+            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+            assert_eq!(flat(&got)?, flat(&want)?, "attention at step {step}");
+            if step == 1 {
+                // Item 1 finishes.
+                state.select_items(&[0, 2])?;
+                past = [0, 1, 4, 5].iter().map(|&r| past[r].clone()).collect();
+            } else {
+                state.select_rows(reorder)?;
+                past = reorder.iter().map(|&r| past[r as usize].clone()).collect();
+            }
+            if step == 3 {
+                state.materialize()?;
+                let filled = |t: &Tensor| t.narrow(POSITIONS, 0, state.len);
+                assert_eq!(flat(&filled(&state.layers[0].self_k)?)?, flat(&joined(&past, 0)?)?, "keys in place");
+                assert_eq!(flat(&filled(&state.layers[0].self_v)?)?, flat(&joined(&past, 1)?)?, "values in place");
+            }
         }
-        let other_item = [3u32, 1, 2, 0, 4, 5];
-        assert!(cache.copy()?.inplace_op1(&ReorderRows { rows: &other_item, group, len }).is_err());
+        assert!(state.select_rows(&[0, 9, 1, 2]).is_err(), "a row the state does not have");
         Ok(())
     }
 }

@@ -240,7 +240,7 @@ pub fn merge_heads(x: &Tensor) -> Result<Tensor, ModelError> {
 /// masks, T5's position bias). Returns `[b, m, h·d]`. f32 on the CPU runs the project's kernel on the views as
 /// they are; elsewhere candle's matmuls, with the softmax in f32.
 pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, bias: Option<&Tensor>) -> Result<Tensor, ModelError> {
-    if let Some(out) = cpu_attend(q, k, v, scale, bias)? {
+    if let Some(out) = cpu_attend(q, k, v, scale, bias, None)? {
         return Ok(out);
     }
     merge_heads(&attention(&q.contiguous()?, &k.t()?.contiguous()?, &v.contiguous()?, scale, bias)?)
@@ -253,7 +253,18 @@ fn cpu_view<'a>(storage: &'a candle_core::Storage, layout: &Layout) -> Option<ke
     if dims.len() != 4 || (stride[3] != 1 && dims[3] > 1) {
         return None;
     }
-    Some(kernels::attention::View { data, offset: layout.start_offset(), strides: [stride[0], stride[1], stride[2]] })
+    Some(kernels::attention::View::new(data, layout.start_offset(), [stride[0], stride[1], stride[2]]))
+}
+
+/// [`attend`] over keys and values whose rows lie where `rows` says (a decoder cache whose beams are never moved,
+/// see [`kernels::attention::RowMap`]), on the CPU in f32; `None` where that kernel cannot run.
+pub fn attend_mapped(
+    (q, k, v): (&Tensor, &Tensor, &Tensor),
+    scale: f64,
+    bias: Option<&Tensor>,
+    rows: kernels::attention::RowMap,
+) -> Result<Option<Tensor>, ModelError> {
+    cpu_attend(q, k, v, scale, bias, Some(rows))
 }
 
 fn cpu_attend(
@@ -262,6 +273,7 @@ fn cpu_attend(
     v: &Tensor,
     scale: f64,
     bias: Option<&Tensor>,
+    rows: Option<kernels::attention::RowMap>,
 ) -> Result<Option<Tensor>, ModelError> {
     let all_f32 = [Some(q), Some(k), Some(v), bias].into_iter().flatten().all(|t| t.dtype() == DType::F32);
     if !q.device().is_cpu() || !all_f32 {
@@ -269,7 +281,12 @@ fn cpu_attend(
     }
     let (b, h, m, d) = q.dims4()?;
     let n = v.dim(2)?;
-    if k.dims4()? != (b, h, n, d) || v.dims4()? != (b, h, n, d) {
+    // Mapped keys and values may lie in more (or fewer) rows than the queries: the kernel checks the map.
+    let same = |t: &Tensor| -> Result<bool, ModelError> {
+        let (tb, th, tn, td) = t.dims4()?;
+        Ok((th, tn, td) == (h, n, d) && (rows.is_some() || tb == b))
+    };
+    if !same(k)? || !same(v)? {
         let shapes = format!("attention shapes {:?} {:?} {:?}", q.dims(), k.dims(), v.dims());
         return Err(candle_core::Error::Msg(shapes).into());
     }
@@ -281,6 +298,7 @@ fn cpu_attend(
     let (Some(qv), Some(kv), Some(vv)) = (cpu_view(&qs, ql), cpu_view(&ks, kl), cpu_view(&vs, vl)) else {
         return Ok(None);
     };
+    let (kv, vv) = (kernels::attention::View { rows, ..kv }, kernels::attention::View { rows, ..vv });
     let bv = match &bias_storage {
         Some((s, l)) => match cpu_view(s, l) {
             Some(view) => Some(view),

@@ -357,9 +357,7 @@ impl Marian {
         for (i, layer) in self.decoder.iter().enumerate() {
             let qkv = layer.qkv.forward(&x)?;
             let [q, k, v] = [0, 1, 2].map(|part| split_fused(&qkv, part, 3, heads));
-            let (k, v) = state.append_self(i, &k?, &v?)?;
-            let q = q?;
-            let a = layer.out.forward(&attend(&q, &k, &v, scale, causal.as_ref())?)?;
+            let a = layer.out.forward(&state.attend_self(i, &q?, (&k?, &v?), scale, causal.as_ref())?)?;
             x = layer.self_norm.forward(&(x + a)?)?;
 
             // The `group` rows of an item attend to its encoder states together: [items, heads, group*steps, hd].

@@ -114,7 +114,7 @@ fn rows_view<'a>(storage: &'a Storage, layout: &Layout, head: usize) -> Result<V
     if layout.dims().len() != 2 || (stride[1] != 1 && layout.dims()[1] > 1) {
         return Err(candle_core::Error::Msg(format!("ragged attention: rows of stride {stride:?}")).into());
     }
-    Ok(View { data, offset: layout.start_offset(), strides: [0, head, stride[0]] })
+    Ok(View::new(data, layout.start_offset(), [0, head, stride[0]]))
 }
 
 /// A 4-d f32 view with a contiguous last dimension (or a broadcast one).
@@ -124,7 +124,7 @@ fn bias_view<'a>(storage: &'a Storage, layout: &Layout) -> Result<View<'a>, Mode
     if stride[3] != 1 && dims[3] > 1 {
         return Err(candle_core::Error::Msg(format!("ragged attention: a bias of stride {stride:?}")).into());
     }
-    Ok(View { data, offset: layout.start_offset(), strides: [stride[0], stride[1], stride[2]] })
+    Ok(View::new(data, layout.start_offset(), [stride[0], stride[1], stride[2]]))
 }
 
 fn not_cpu_f32() -> ModelError {

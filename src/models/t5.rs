@@ -411,8 +411,8 @@ impl Seq2Seq for T5 {
             let q = split_heads(&block.self_attn.q.forward(&h)?, self.heads)?;
             let kv = block.self_attn.kv.forward(&h)?;
             let (k, v) = (split_fused(&kv, 0, 2, self.heads)?, split_fused(&kv, 1, 2, self.heads)?);
-            let (k, v) = state.append_self(i, &k, &v)?;
-            x = (x + block.self_attn.o.forward(&attend(&q, &k, &v, 1.0, Some(&bias))?)?)?;
+            let a = state.attend_self(i, &q, (&k, &v), 1.0, Some(&bias))?;
+            x = (x + block.self_attn.o.forward(&a)?)?;
 
             let (cross, cross_norm) = block.cross.as_ref().expect("decoder blocks have cross attention");
             let h = cross_norm.forward(&x)?;

@@ -45,16 +45,47 @@ pub struct View<'a> {
     pub data: &'a [f32],
     pub offset: usize,
     pub strides: [usize; 3],
+    /// Where the rows of each item lie, when not at the item's own index: see [`RowMap`].
+    pub rows: Option<RowMap<'a>>,
 }
 
-impl View<'_> {
-    /// Whether `b × h × rows` rows of `width` values at these strides lie inside `data`.
+/// For a view of a decoder cache whose beams are never moved: row `i` of item `b` is stored in item
+/// `map[b * per + i]`, the hypothesis that computed that position (its own index, or an ancestor's before a beam
+/// reordering).
+#[derive(Clone, Copy, Debug)]
+pub struct RowMap<'a> {
+    pub map: &'a [u32],
+    /// Entries per item (at least the rows read).
+    pub per: usize,
+}
+
+impl<'a> View<'a> {
+    /// A view with each item's rows at its own index.
+    pub fn new(data: &'a [f32], offset: usize, strides: [usize; 3]) -> Self {
+        Self { data, offset, strides, rows: None }
+    }
+
+    /// Whether `b × h × rows` rows of `width` values at these strides (and through the row map) lie inside
+    /// `data`.
     fn fits(&self, b: usize, h: usize, rows: usize, width: usize) -> bool {
         if b == 0 || h == 0 || rows == 0 || width == 0 {
             return true;
         }
+        // With a map, the item indices reached are the entries it holds for the rows read.
+        let items = match self.rows {
+            None => b,
+            Some(RowMap { map, per }) => {
+                if rows > per
+                    || (b - 1).checked_mul(per).and_then(|x| x.checked_add(rows)).is_none_or(|end| end > map.len())
+                {
+                    return false;
+                }
+                let read = (0..b).flat_map(|bi| &map[bi * per..bi * per + rows]);
+                read.max().map_or(0, |&most| most as usize + 1)
+            }
+        };
         let [s0, s1, s2] = self.strides;
-        let end = [(b - 1, s0), (h - 1, s1), (rows - 1, s2)]
+        let end = [(items - 1, s0), (h - 1, s1), (rows - 1, s2)]
             .into_iter()
             .try_fold(self.offset.checked_add(width), |acc, (i, s)| Some(acc?.checked_add(i.checked_mul(s)?)));
         end.flatten().is_some_and(|end| end <= self.data.len())
@@ -62,6 +93,10 @@ impl View<'_> {
 
     #[inline(always)]
     fn at(&self, b: usize, h: usize, i: usize) -> usize {
+        let b = match self.rows {
+            None => b,
+            Some(r) => r.map[b * r.per + i] as usize,
+        };
         self.offset + b * self.strides[0] + h * self.strides[1] + i * self.strides[2]
     }
 }
@@ -496,7 +531,7 @@ mod tests {
     }
 
     fn contiguous(data: &[f32], h: usize, m: usize, d: usize) -> View<'_> {
-        View { data, offset: 0, strides: [h * m * d, m * d, d] }
+        View::new(data, 0, [h * m * d, m * d, d])
     }
 
     /// On the vectorised widths (multiples of 16) and others, with masks and several queries, the kernel agrees
@@ -540,8 +575,8 @@ mod tests {
             let (rows, len) = (23, 17);
             let (q, k, v) = (values(rows * h * d, 1), values(rows * h * d, 2), values(rows * h * d, 3));
             let bias = values(h * len * len, 4);
-            let packed = |data| View { data, offset: 0, strides: [0, d, h * d] };
-            let bias_view = View { data: &bias, offset: 0, strides: [0, len * len, len] };
+            let packed = |data| View::new(data, 0, [0, d, h * d]);
+            let bias_view = View::new(&bias, 0, [0, len * len, len]);
             for isa in isa::available() {
                 let mut got = vec![0f32; rows * h * d];
                 let views = (packed(&q), packed(&k), packed(&v));
@@ -550,7 +585,7 @@ mod tests {
                     let shape = Shape { b: 1, h, m: s.len, n: s.len, d };
                     let alone = |data: &[f32]| data[s.start * h * d..(s.start + s.len) * h * d].to_vec();
                     let (qa, ka, va) = (alone(&q), alone(&k), alone(&v));
-                    let one = |data| View { data, offset: 0, strides: [0, d, h * d] };
+                    let one = |data| View::new(data, 0, [0, d, h * d]);
                     let mut want = vec![0f32; s.len * h * d];
                     attend_on(isa, shape, one(&qa), one(&ka), one(&va), Some(bias_view), 0.25, &mut want);
                     let got = &got[s.start * h * d..(s.start + s.len) * h * d];
@@ -565,8 +600,8 @@ mod tests {
     #[should_panic(expected = "the bias view is too short")]
     fn spans_check_the_bias() {
         let (q, bias) = (values(4 * 16, 1), values(3 * 3, 2));
-        let view = View { data: &q, offset: 0, strides: [0, 16, 16] };
-        let bias = View { data: &bias, offset: 0, strides: [0, 9, 3] };
+        let view = View::new(&q, 0, [0, 16, 16]);
+        let bias = View::new(&bias, 0, [0, 9, 3]);
         let mut out = vec![0f32; 4 * 16];
         attend_spans(
             isa::active(),
@@ -595,12 +630,53 @@ mod tests {
         let row_bias = vec![0.5f32, -1.0, 0.25];
         let full_bias: Vec<f32> = (0..4).flat_map(|_| row_bias.clone()).collect();
         let mut got = vec![0f32; 2 * 2 * 16];
-        let strided = |data| View { data, offset: 0, strides: [2 * cap * 16, cap * 16, 16] };
-        let broadcast = View { data: &row_bias, offset: 0, strides: [0, 0, 0] };
+        let strided = |data| View::new(data, 0, [2 * cap * 16, cap * 16, 16]);
+        let broadcast = View::new(&row_bias, 0, [0, 0, 0]);
         attend(shape, contiguous(&q, 2, 1, 16), strided(&kc), strided(&vc), Some(broadcast), 1.0, &mut got);
         let want = naive(shape, &q, &k, &v, &full_bias, 1.0);
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() < 1e-5, "{g} vs {w}");
         }
+    }
+
+    /// Keys and values read through a row map give, bit for bit, what the rows it names give when gathered into
+    /// place, on every family; a map naming a row the view lacks is refused before any work.
+    #[test]
+    fn a_row_map_reads_the_rows_it_names() {
+        let (stored, h, cap, d) = (3, 2, 4, 16);
+        let shape = Shape { b: 2, h, m: 1, n: 3, d };
+        let (kc, vc) = (values(stored * h * cap * d, 1), values(stored * h * cap * d, 2));
+        let q = values(2 * h * d, 3);
+        let map = [2u32, 0, 1, 9, 1, 1, 0, 9];
+        let gather = |c: &[f32]| -> Vec<f32> {
+            let mut out = Vec::new();
+            for b in 0..2 {
+                for hi in 0..h {
+                    for t in 0..3 {
+                        let at = ((map[b * cap + t] as usize * h + hi) * cap + t) * d;
+                        out.extend_from_slice(&c[at..at + d]);
+                    }
+                }
+            }
+            out
+        };
+        let (kg, vg) = (gather(&kc), gather(&vc));
+        let rows = Some(RowMap { map: &map, per: cap });
+        let cached = |data| View { rows, ..View::new(data, 0, [h * cap * d, cap * d, d]) };
+        for isa in isa::available() {
+            let (mut got, mut want) = (vec![0f32; 2 * h * d], vec![0f32; 2 * h * d]);
+            let qv = contiguous(&q, h, 1, d);
+            attend_on(isa, shape, qv, cached(&kc), cached(&vc), None, 0.5, &mut got);
+            attend_on(isa, shape, qv, contiguous(&kg, h, 3, d), contiguous(&vg, h, 3, d), None, 0.5, &mut want);
+            assert_eq!(got, want, "{isa}");
+        }
+        let bad = [0u32, 3, 1, 0, 1, 1, 0, 0];
+        let outside =
+            View { rows: Some(RowMap { map: &bad, per: cap }), ..View::new(&kc, 0, [h * cap * d, cap * d, d]) };
+        let refused = std::panic::catch_unwind(|| {
+            let mut out = vec![0f32; 2 * h * d];
+            attend(shape, contiguous(&q, h, 1, d), outside, cached(&vc), None, 0.5, &mut out)
+        });
+        assert!(refused.is_err(), "a map naming row 3 of 3");
     }
 }
