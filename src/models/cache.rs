@@ -179,7 +179,7 @@ impl DecoderState {
                 // Straight from the view (e.g. a column range of the fused projection): one copy, not two.
                 cache.inplace_op2(new, &WritePositions { at: self.len, own })?;
             } else if own.is_some() {
-                return Err(ModelError::Device("decoder cache rows are mapped off the CPU".into()));
+                return Err(ModelError::Device("mapped decoder cache rows take f32 keys and values on the CPU".into()));
             } else {
                 cache.slice_set(&new.contiguous()?, POSITIONS, self.len)?;
             }
@@ -295,8 +295,10 @@ impl InplaceOp2 for WritePositions<'_> {
         let (rows, heads, capacity, head_dim) = cl.shape().dims4()?;
         let (nrows, nheads, steps, nhead_dim) = nl.shape().dims4()?;
         let st = nl.stride();
-        let own_fits = self.own.is_none_or(|own| own.len() == nrows && own.iter().all(|&r| (r as usize) < rows));
-        let rows_fit = if self.own.is_some() { own_fits } else { nrows == rows };
+        let rows_fit = match self.own {
+            Some(own) => own.len() == nrows && own.iter().all(|&r| (r as usize) < rows),
+            None => nrows == rows,
+        };
         if !rows_fit || (nheads, nhead_dim) != (heads, head_dim) || self.at + steps > capacity {
             candle_core::bail!("write-positions: {:?} at {} into a cache of {:?}", nl.dims(), self.at, cl.dims());
         }
