@@ -188,6 +188,9 @@ pub fn check_parity(name: &str, dir: &Path) {
         .unwrap();
     let err = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     let scale = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    // Shown with --nocapture: the figure the GPU run (scripts/gpu/run.sh) reports.
+    let on = if device.is_cpu() { "cpu" } else { "cuda" };
+    eprintln!("{name} on {on}: logits relative error {:.2e}", err / scale);
     assert!(err / scale < 1e-4, "{name}: logits relative error {} (max |diff| {err}, max |ref| {scale})", err / scale);
 }
 
