@@ -37,6 +37,9 @@ struct Args {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Batches run once, untimed, before the timed run (a GPU's first launches load and compile its kernels).
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
 }
 
 fn main() -> Result<()> {
@@ -67,6 +70,9 @@ fn main() -> Result<()> {
         ..Default::default()
     };
     let options = engine.search_options(&overrides)?;
+    for chunk in sources.chunks(args.batch).take(args.warmup) {
+        engine.run_batch(chunk, &options)?;
+    }
     let mut latencies = Vec::new();
     let mut outputs = Vec::new();
     let started = Instant::now();

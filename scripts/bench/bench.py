@@ -48,15 +48,21 @@ def worker_transformers(cfg):
     tok = AutoTokenizer.from_pretrained(cfg["model"])
     load_ms = (time.perf_counter() - started) * 1000
     lines = [cfg.get("prefix", "") + l for l in lines_of(cfg["input"], cfg["n"])]
+    chunks = [tok(lines[i:i + cfg["batch"]], return_tensors="pt", padding=True).to(device)
+              for i in range(0, len(lines), cfg["batch"])]
+
+    def generate(enc):
+        return model.generate(**enc, num_beams=cfg["beams"], do_sample=False, min_new_tokens=cfg["new_tokens"],
+                              max_new_tokens=cfg["new_tokens"])
+
     outputs, batch_ms = [], []
-    t0 = time.perf_counter()
     with torch.inference_mode():
-        for i in range(0, len(lines), cfg["batch"]):
-            chunk = lines[i:i + cfg["batch"]]
-            enc = tok(chunk, return_tensors="pt", padding=True).to(device)
+        for enc in chunks[:cfg.get("warmup", 0)]:  # untimed, like brief's --warmup (a GPU's first launches)
+            generate(enc)
+        t0 = time.perf_counter()
+        for enc in chunks:
             t = time.perf_counter()
-            out = model.generate(**enc, num_beams=cfg["beams"], do_sample=False, min_new_tokens=cfg["new_tokens"],
-                                 max_new_tokens=cfg["new_tokens"])
+            out = generate(enc).cpu()  # .cpu() waits for the GPU
             batch_ms.append((time.perf_counter() - t) * 1000)
             outputs += [row[1:].tolist() for row in out]
     seconds = time.perf_counter() - t0
@@ -112,6 +118,8 @@ def measure(cfg, brief_bin):
             cmd += ["--prefix", cfg["prefix"]]
         if cfg.get("outputs"):
             cmd += ["--outputs", cfg["outputs"]]
+        if cfg.get("warmup"):
+            cmd += ["--warmup", str(cfg["warmup"])]
     else:
         cmd = [sys.executable, __file__, "--worker", json.dumps(cfg)]
     before = time.perf_counter()
@@ -190,9 +198,12 @@ def main():
     out = Path(args.out)
     (out / "outputs").mkdir(parents=True, exist_ok=True)
     models = ROOT / "bench-out" / "models"  # where run.sh has make_models.py put them
-    n_big = 64 if args.quick else 500
-    n_one = 8 if args.quick else 40
     gpu = args.device != "cpu"
+    # On a GPU, lent for minutes: 4 batches of 64 and 8 single sentences, after one untimed batch (its first
+    # launches load kernels).
+    n_big = 64 if args.quick else (256 if gpu else 500)
+    n_one = 8 if args.quick else (8 if gpu else 40)
+    warmup = 1 if gpu else 0
     systems = args.only.split(",") if args.only else ["brief", "transformers"] + ([] if gpu else ["ctranslate2"])
     if gpu and args.brief_precisions == "f32":
         args.brief_precisions = "f32,f16"
@@ -204,6 +215,11 @@ def main():
         "t5": {"model": str(models / "flan-t5-base"), "ct2_model": str(models / "flan-t5-base-ct2"),
                "input": en_text, "prefix": "summarize: "},
     }
+    # How far brief's reduced precision moves from f32 (teacher-forced logits and next-token choice), first: on a
+    # GPU lent for minutes, a run cut short still leaves these.
+    precision_checks = reduced_precision(args, suites) if "brief" in systems else []
+    runs_log = out / "runs.jsonl"  # every measurement as it is made, for runs cut short
+    runs_log.write_text("")
     results = []
     for name in args.models.split(","):
         suite = suites[name]
@@ -230,8 +246,10 @@ def main():
                     tag = f"{name}-{system}-{precision}-b{beams}-n{batch}"
                     cfg = dict(suite, system=system, precision=precision, beams=beams, batch=batch, n=n, device=args.device,
                                new_tokens=48, model_name=name, outputs=str(out / "outputs" / f"{tag}.jsonl"),
-                               isa=args.isa)
+                               isa=args.isa, warmup=warmup)
                     measured[(system, precision)].append(measure(cfg, args.brief))
+                    with runs_log.open("a") as f:
+                        f.write(json.dumps(measured[(system, precision)][-1]) + "\n")
             for runs_of_one in measured.values():
                 ranked = sorted(runs_of_one, key=lambda r: r["tokens_per_s"])
                 median = dict(ranked[len(ranked) // 2])
@@ -244,35 +262,48 @@ def main():
         mine = out / "outputs" / f"{r['model_name']}-{r['system']}-{r['precision']}-b{r['beams']}-n{r['batch']}.jsonl"
         if ref.exists() and mine.exists() and r["system"] != "transformers":
             r["agreement_with_transformers"] = agreement(ref, mine)
-    # How far brief's reduced precision moves from f32 (teacher-forced logits and next-token choice).
-    precision_checks = []
-    if "brief" in systems:
-        examples = Path(args.brief).parent
-        for name in args.models.split(","):
-            for precision in args.brief_precisions.split(","):
-                if precision == "f32":
-                    continue
-                suite = suites[name]
-                cmd = [str(examples / "precision"), "--model", suite["model"], "--input", suite["input"],
-                       "--n", "64" if not args.quick else "8", "--precision", precision, "--device", args.device]
-                if suite["prefix"]:
-                    cmd += ["--prefix", suite["prefix"]]
-                env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS), **isa_env.env_for(args.isa))
-                check = json.loads(subprocess.run(cmd, check=True, capture_output=True, env=env).stdout)
-                check["model_name"] = name
-                # Token agreement of whole beam/greedy runs with f32 (same weights, same inputs).
-                for r in results:
-                    if r["model_name"] == name and r["system"] == "brief" and r["precision"] == precision:
-                        f32 = out / "outputs" / f"{name}-brief-f32-b{r['beams']}-n{r['batch']}.jsonl"
-                        mine = out / "outputs" / f"{name}-brief-{precision}-b{r['beams']}-n{r['batch']}.jsonl"
-                        if f32.exists():
-                            check[f"tokens_equal_b{r['beams']}_n{r['batch']}"] = agreement(f32, mine)["tokens_equal"]
-                precision_checks.append(check)
+    # Token agreement of whole beam/greedy runs with f32 (same weights, same inputs).
+    for check in precision_checks:
+        name, precision = check["model_name"], check["precision"]
+        for r in results:
+            if r["model_name"] == name and r["system"] == "brief" and r["precision"] == precision:
+                f32 = out / "outputs" / f"{name}-brief-f32-b{r['beams']}-n{r['batch']}.jsonl"
+                mine = out / "outputs" / f"{name}-brief-{precision}-b{r['beams']}-n{r['batch']}.jsonl"
+                if f32.exists():
+                    check[f"tokens_equal_b{r['beams']}_n{r['batch']}"] = agreement(f32, mine)["tokens_equal"]
     report = {"machine": machine(), "command": " ".join(sys.argv), "isa": args.isa or "auto",
               "isa_env": isa_env.env_for(args.isa), "results": results, "precision": precision_checks}
     (out / "results.json").write_text(json.dumps(report, indent=1))
     (out / "results.md").write_text(markdown(report))
     print(markdown(report))
+
+
+def reduced_precision(args, suites):
+    """brief's reduced precisions against its f32: examples/precision for each model and precision."""
+    checks = []
+    examples = Path(args.brief).parent
+    for name in args.models.split(","):
+        for precision in args.brief_precisions.split(","):
+            if precision == "f32":
+                continue
+            suite = suites[name]
+            cmd = [str(examples / "precision"), "--model", suite["model"], "--input", suite["input"],
+                   "--n", "8" if args.quick else ("32" if args.device != "cpu" else "64"), "--precision", precision,
+                   "--device", args.device]
+            if suite["prefix"]:
+                cmd += ["--prefix", suite["prefix"]]
+            env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS), **isa_env.env_for(args.isa))
+            run = subprocess.run(cmd, capture_output=True, env=env)
+            if run.returncode != 0:
+                print(f"  {name:<8} precision {precision:<5}: failed\n{run.stderr.decode()[-3000:]}", flush=True)
+                continue
+            check = json.loads(run.stdout)
+            check["model_name"] = name
+            print(f"  {name:<8} precision {precision:<5}: logits rel. error mean "
+                  f"{check['logits_relative_error_mean']:.2e}, same next token {100 * check['same_next_token']:.1f}%",
+                  flush=True)
+            checks.append(check)
+    return checks
 
 
 def markdown(report):
