@@ -10,6 +10,8 @@ lines the way a user runs them, as a fresh OS process per run: start-up, model l
 
 Models: the random weights with opus-mt-id-en's shapes that make_models.py writes to bench-out/models (and their
 CTranslate2 conversion). Input: the first --lines non-blank lines of ../shared/evaldata/mt/panl_news_test.id.
+--family t5 runs the flan-t5-base-shaped model instead, on the English panl_news_test.en with the input prefix
+"summarize: " (brief: --translate-prefix; CTranslate2: the model's tokenizer.json through `tokenizers`).
 Runs alternate (A B C A B C ...) --repeat times; reported: the median wall time, every run's time, the peak RSS of
 the process (wait4), the output's size in target.spm tokens and in words (random weights: the outputs are not
 English, the counts show that the systems did similar work), the time ratios brief f32 / CT2 float32, brief
@@ -18,7 +20,7 @@ that peer. Every process gets 2 threads (OMP_NUM_THREADS,
 RAYON_NUM_THREADS) and, with --isa, the variables of scripts/bench/isa.py. A failed run is reported with its exit
 status and the end of its stderr; the script then exits with status 1. Timing only: nothing here asserts a speed.
 
-Usage: whole.py [--lines 256] [--repeat 3] [--brief-precisions f32 (or f32,bf16,int8)]
+Usage: whole.py [--family marian|t5] [--lines 256] [--repeat 3] [--brief-precisions f32 (or f32,bf16,int8)]
                 [--ct2-precisions float32,int8] [--transformers] [--isa avx512|avx2-vnni|avx2|portable]
                 [--out bench-out/whole] [--brief target/release/brief]
        (scripts/bench/run.sh --whole builds brief and the models first, then runs this)
@@ -47,25 +49,38 @@ THREADS = 2
 BEAMS, MAX_NEW_TOKENS, BATCH = 4, 48, 32
 # brief precision → the CTranslate2 compute type it is compared with
 PEERS = {"f32": "float32", "int8": "int8", "bf16": "int8"}
+# The model families: directory under --models, default input, input prefix.
+FAMILIES = {
+    "marian": ("opus-mt-id-en", SHARED / "evaldata" / "mt" / "panl_news_test.id", ""),
+    "t5": ("flan-t5-base", SHARED / "evaldata" / "mt" / "panl_news_test.en", "summarize: "),
+}
 
 
 # ---- the commands ----------------------------------------------------------------------------------------------
 
+def model_dir(args):
+    return args.models / FAMILIES[args.family][0]
+
+
 def brief_command(args, precision, cache_dir):
-    return [args.brief, "translate", "--lines", "--model", str(args.models / "opus-mt-id-en"),
+    prefix = FAMILIES[args.family][2]
+    return [args.brief, "translate", "--lines", "--model", str(model_dir(args)),
             "--beams", str(BEAMS), "--max-new-tokens", str(MAX_NEW_TOKENS), "--threads", str(THREADS),
-            "--batch-size", str(BATCH), "--dtype", precision, "--no-cache", "--cache-dir", cache_dir]
+            "--batch-size", str(BATCH), "--dtype", precision, "--no-cache", "--cache-dir", cache_dir] + \
+        (["--translate-prefix", prefix] if prefix else [])
 
 
 def ct2_command(args, precision):
-    return [sys.executable, str(HERE / "ct2_translate.py"), str(args.models / "opus-mt-id-en-ct2"),
-            "--tokenizer", str(args.models / "opus-mt-id-en"), "--compute-type", precision,
+    prefix = FAMILIES[args.family][2]
+    return [sys.executable, str(HERE / "ct2_translate.py"), f"{model_dir(args)}-ct2",
+            "--tokenizer", str(model_dir(args)), "--compute-type", precision,
             "--beams", str(BEAMS), "--max-decoding-length", str(MAX_NEW_TOKENS), "--batch", str(BATCH),
-            "--threads", str(THREADS)] + (["--hf-tokenizer"] if args.hf_tokenizer else [])
+            "--threads", str(THREADS)] + (["--hf-tokenizer"] if args.hf_tokenizer else []) + \
+        (["--t5", "--prefix", prefix] if args.family == "t5" else [])
 
 
 def hf_command(args, precision):
-    return [sys.executable, str(HERE / "hf_translate.py"), str(args.models / "opus-mt-id-en"), "--dtype", precision,
+    return [sys.executable, str(HERE / "hf_translate.py"), str(model_dir(args)), "--dtype", precision,
             "--beams", str(BEAMS), "--max-new-tokens", str(MAX_NEW_TOKENS), "--batch", str(BATCH),
             "--threads", str(THREADS)]
 
@@ -148,9 +163,9 @@ def report_run(system, precision, round_no, run):
 
 # ---- what came out ---------------------------------------------------------------------------------------------
 
-def output_size(path, spm):
+def output_size(path, count_tokens):
     lines = Path(path).read_text(encoding="utf-8").split("\n")[:-1]
-    return {"output_lines": len(lines), "output_tokens": sum(len(spm.encode(l)) for l in lines if l.strip()),
+    return {"output_lines": len(lines), "output_tokens": sum(count_tokens(l) for l in lines if l.strip()),
             "output_words": sum(len(l.split()) for l in lines), "empty_lines": sum(not l.strip() for l in lines)}
 
 
@@ -163,7 +178,7 @@ def same_words(a_path, b_path):
     return same / max(1, sum(max(len(x), len(y)) for x, y in pairs))
 
 
-def summarize(system, precision, runs, spm, isa):
+def summarize(system, precision, runs, count_tokens, isa):
     good = [r for r in runs if r["rc"] == 0]
     row = {"system": system, "precision": precision, "runs": runs, "failed": len(runs) - len(good),
            "isa": isa or "auto"}
@@ -175,7 +190,7 @@ def summarize(system, precision, runs, spm, isa):
         row["median_s"] = statistics.median(r["seconds"] for r in good)
         row["runs_s"] = [round(r["seconds"], 2) for r in good]
         row["peak_rss_mib"] = max(r["peak_rss_mib"] for r in good)
-        row.update(output_size(good[0]["output"], spm))
+        row.update(output_size(good[0]["output"], count_tokens))
         row["output"] = good[0]["output"]
     return row
 
@@ -210,7 +225,7 @@ def machine():
 
 
 def markdown(report):
-    title = (f"# Whole-process translation, opus-mt-id-en shapes (random weights): {report['lines']} lines, "
+    title = (f"# Whole-process {report['task']}, {report['model']} shapes (random weights): {report['lines']} lines, "
              f"beam {BEAMS}, ≤{MAX_NEW_TOKENS} new tokens, {THREADS} threads, ISA {report['isa']}")
     lines = [title, "",
              "| system | precision | ISA | lines | median s | runs s | peak MiB | output tokens | output words | "
@@ -229,7 +244,7 @@ def markdown(report):
     lines += failures(report["results"])
     m = report["machine"]
     lines += ["", "Wall time of the whole process (start-up, loading, packing, translation, output); peak RSS from "
-              "wait4. Output tokens: the output text re-tokenized with target.spm, the same count for every system. "
+              f"wait4. Output tokens: the output text re-tokenized with {report['token_counter']}, the same count for every system. "
               "brief, as transformers, ends a segment that reaches the limit with the model's forced </s> "
               "(generation_config's forced_eos_token_id); CTranslate2 does not, so its lines that never stop are one "
               "token longer.",
@@ -267,28 +282,45 @@ def parse_args():
     parser.add_argument("--hf-tokenizer", action="store_true",
                         help="CT2 tokenizes with transformers' MarianTokenizer instead of sentencepiece alone")
     parser.add_argument("--isa", choices=isa_env.NAMES, help="force this kernel family (default: each its best)")
-    parser.add_argument("--input", default=str(SHARED / "evaldata" / "mt" / "panl_news_test.id"))
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="marian",
+                        help="marian: opus-mt-id-en translating; t5: flan-t5-base summarizing English")
+    parser.add_argument("--input", help="default: panl_news_test.id (marian) or .en (t5) of ../shared/evaldata/mt")
     parser.add_argument("--models", type=Path, default=ROOT / "bench-out" / "models")
     parser.add_argument("--brief", default=str(ROOT / "target" / "release" / "brief"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "whole")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a run is killed")
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.input = args.input or str(FAMILIES[args.family][1])
+    if args.transformers and args.family != "marian":
+        parser.error("--transformers runs the Marian model only")
+    return args
 
 
 def prepare(args):
     """Checks what the runs need; writes the input; returns its path."""
     isa_env.check(args.isa)
-    needed = [Path(args.brief), args.models / "opus-mt-id-en" / "target.spm"]
+    needed = [Path(args.brief), model_dir(args) / ("target.spm" if args.family == "marian" else "tokenizer.json")]
     if args.ct2_precisions:
-        needed.append(args.models / "opus-mt-id-en-ct2" / "model.bin")
+        needed.append(Path(f"{model_dir(args)}-ct2") / "model.bin")
     for path in needed:
         if not path.exists():
             raise SystemExit(f"{path} is missing (scripts/bench/run.sh --whole builds brief and the models)")
     (args.out / "outputs").mkdir(parents=True, exist_ok=True)
     lines = [l for l in Path(args.input).read_text(encoding="utf-8").split("\n") if l.strip()][:args.lines]
-    input_path = args.out / "input.id"
+    input_path = args.out / "input.txt"
     input_path.write_text("".join(l + "\n" for l in lines), encoding="utf-8")
     return input_path, len(lines)
+
+
+def token_counter(args):
+    """(tokens of a line, what counts them): target.spm for Marian, the model's tokenizer.json for T5."""
+    if args.family == "marian":
+        import sentencepiece
+        spm = sentencepiece.SentencePieceProcessor(model_file=str(model_dir(args) / "target.spm"))
+        return (lambda line: len(spm.encode(line))), "target.spm"
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(model_dir(args) / "tokenizer.json"))
+    return (lambda line: len(tok.encode(line, add_special_tokens=False).ids)), "the model's tokenizer.json"
 
 
 def brief_version(path):
@@ -314,13 +346,13 @@ def main():
             report_run(system, precision, round_no, run)
             measured[(system, precision)].append(run)
     backends = probe_backends(args, input_path, env) if args.ct2_precisions else {}
-    import sentencepiece
-    spm = sentencepiece.SentencePieceProcessor(model_file=str(args.models / "opus-mt-id-en" / "target.spm"))
-    rows = [summarize(s, p, r, spm, args.isa) for (s, p), r in measured.items()]
+    count_tokens, counter = token_counter(args)
+    rows = [summarize(s, p, r, count_tokens, args.isa) for (s, p), r in measured.items()]
     add_ratios(rows)
     forced = {k: env[k] for k in isa_env.env_for("portable") if k in env}
     report = {"machine": machine(), "brief_version": brief_version(args.brief), "command": " ".join(sys.argv),
-              "lines": n, "repeat": args.repeat, "isa": args.isa or "auto", "isa_env": forced,
+              "lines": n, "repeat": args.repeat, "family": args.family, "model": FAMILIES[args.family][0],
+              "task": "translation" if args.family == "marian" else "summarization", "token_counter": counter, "isa": args.isa or "auto", "isa_env": forced,
               "ct2_backends": backends, "threads": THREADS,
               "beams": BEAMS, "max_new_tokens": MAX_NEW_TOKENS, "batch": BATCH, "results": rows}
     (args.out / "results.json").write_text(json.dumps(report, indent=1))
