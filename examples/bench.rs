@@ -11,12 +11,12 @@ use brief::generate::Overrides;
 use brief::models::ModelSource;
 use clap::Parser;
 
+mod shared;
+
 #[derive(Parser)]
 struct Args {
-    #[arg(long)]
-    model: std::path::PathBuf,
-    #[arg(long)]
-    input: std::path::PathBuf,
+    #[command(flatten)]
+    source: shared::Source,
     #[arg(long, default_value_t = 500)]
     n: usize,
     #[arg(long, default_value_t = 32)]
@@ -25,18 +25,12 @@ struct Args {
     beams: usize,
     #[arg(long, default_value_t = 48)]
     new_tokens: usize,
-    /// Input prefix (e.g. `summarize: ` for T5).
-    #[arg(long)]
-    prefix: Option<String>,
     /// Write the generated token ids (one JSON array per line) here.
     #[arg(long)]
     outputs: Option<std::path::PathBuf>,
     /// Compute precision (`f32`; `bf16` on the CPU; `f16`/`bf16` on CUDA).
     #[arg(long, default_value = "f32")]
     precision: String,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
     /// Batches run once, untimed, before the timed run (a GPU's first launches load and compile its kernels).
     #[arg(long, default_value_t = 0)]
     warmup: usize,
@@ -47,22 +41,17 @@ fn main() -> Result<()> {
     brief::models::runtime::configure(None, None, None)?;
     let load_started = Instant::now();
     let engine = Engine::load(&EngineConfig {
-        source: ModelSource::Local(args.model.clone()),
-        device: brief::models::parse_device(&args.device)?,
+        source: ModelSource::Local(args.source.model.clone()),
+        device: brief::models::parse_device(&args.source.device)?,
         dtype: brief::models::parse_dtype(&args.precision)?,
         batch: BatchLimits { max_sequences: args.batch, max_tokens: usize::MAX / 2 },
         progress: false,
         task: None,
-        prefix: args.prefix.clone(),
+        prefix: args.source.prefix.clone(),
     })
     .context("loading the model")?;
     let load_ms = load_started.elapsed().as_secs_f64() * 1000.0;
-    let text = std::fs::read_to_string(&args.input)?;
-    let lines: Vec<String> = text.lines().take(args.n).map(str::to_string).collect();
-    let sources: Vec<Vec<u32>> = lines
-        .iter()
-        .map(|l| engine.tokenizer().encode(&format!("{}{l}", args.prefix.as_deref().unwrap_or(""))))
-        .collect::<Result<_, _>>()?;
+    let sources = args.source.sources(engine.tokenizer(), args.n)?;
     let overrides = Overrides {
         num_beams: Some(args.beams),
         max_new_tokens: Some(args.new_tokens),
@@ -92,12 +81,12 @@ fn main() -> Result<()> {
         serde_json::json!({
             "system": "brief",
             "precision": args.precision,
-            "sentences": lines.len(),
+            "sentences": sources.len(),
             "tokens": tokens,
             "seconds": seconds,
             "load_ms": load_ms,
             "tokens_per_s": tokens as f64 / seconds,
-            "sentences_per_s": lines.len() as f64 / seconds,
+            "sentences_per_s": sources.len() as f64 / seconds,
             "batch_ms": latencies,
         })
     );

@@ -12,44 +12,32 @@ use brief::tokenize::Tokenizer;
 use candle_core::{DType, Tensor};
 use clap::Parser;
 
+mod shared;
+
 #[derive(Parser)]
 struct Args {
-    #[arg(long)]
-    model: std::path::PathBuf,
-    #[arg(long)]
-    input: std::path::PathBuf,
+    // Both precisions run on the device given.
+    #[command(flatten)]
+    source: shared::Source,
     #[arg(long, default_value_t = 64)]
     n: usize,
     #[arg(long, default_value_t = 48)]
     new_tokens: usize,
-    /// Input prefix (e.g. `summarize: ` for T5).
-    #[arg(long)]
-    prefix: Option<String>,
     /// The reduced precision to compare with f32.
     #[arg(long, default_value = "bf16")]
     precision: String,
-    /// cpu, cuda or cuda:N (both precisions run there).
-    #[arg(long, default_value = "cpu")]
-    device: String,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     models::runtime::configure(None, None, None)?;
-    let files = ModelFiles { dir: args.model.clone(), id: "bench".into(), revision: "local".into() };
-    let device = models::parse_device(&args.device)?;
+    let files = ModelFiles { dir: args.source.model.clone(), id: "bench".into(), revision: "local".into() };
+    let device = models::parse_device(&args.source.device)?;
     let full = models::load(&files, &device, models::ComputeType::F32).context("loading in f32")?;
     let reduced = models::load(&files, &device, models::parse_dtype(&args.precision)?)
         .with_context(|| format!("loading in {}", args.precision))?;
-    let tokenizer = Tokenizer::from_dir(&args.model)?;
-    let text = std::fs::read_to_string(&args.input)?;
-    let prefix = args.prefix.as_deref().unwrap_or("");
-    let sources: Vec<Vec<u32>> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(args.n)
-        .map(|l| tokenizer.encode(&format!("{prefix}{l}")))
-        .collect::<Result<_, _>>()?;
+    let tokenizer = Tokenizer::from_dir(&args.source.model)?;
+    let sources = args.source.sources(&tokenizer, args.n)?;
     let overrides = Overrides {
         num_beams: Some(1),
         max_new_tokens: Some(args.new_tokens),
@@ -85,7 +73,7 @@ fn main() -> Result<()> {
                 scale = scale.max(x.abs());
             }
             positions += 1;
-            same_top1 += usize::from(argmax(ra) == argmax(rb));
+            same_top1 += usize::from(shared::argmax(ra) == shared::argmax(rb));
         }
         relative.push(diff / scale);
     }
@@ -103,8 +91,4 @@ fn main() -> Result<()> {
         })
     );
     Ok(())
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &x)| if x > best.1 { (i, x) } else { best }).0
 }

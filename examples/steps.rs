@@ -14,44 +14,32 @@ use brief::tokenize::Tokenizer;
 use candle_core::{DType, Tensor};
 use clap::Parser;
 
+mod shared;
+
 #[derive(Parser)]
 struct Args {
-    #[arg(long)]
-    model: std::path::PathBuf,
-    #[arg(long)]
-    input: std::path::PathBuf,
+    #[command(flatten)]
+    source: shared::Source,
     #[arg(long, default_value_t = 64)]
     batch: usize,
     #[arg(long, default_value_t = 4)]
     beams: usize,
     #[arg(long, default_value_t = 48)]
     steps: usize,
-    /// Input prefix (e.g. `summarize: ` for T5).
-    #[arg(long)]
-    prefix: Option<String>,
     /// Compute precision (f32, bf16, f16, int8 as the device allows).
     #[arg(long, default_value = "f32")]
     precision: String,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     models::runtime::configure(None, None, None)?;
-    let device = models::parse_device(&args.device)?;
-    let files = ModelFiles { dir: args.model.clone(), id: "steps".into(), revision: "local".into() };
+    let device = models::parse_device(&args.source.device)?;
+    let files = ModelFiles { dir: args.source.model.clone(), id: "steps".into(), revision: "local".into() };
     let loaded = models::load(&files, &device, models::parse_dtype(&args.precision)?).context("loading")?;
     let model = loaded.model.as_ref();
-    let tokenizer = Tokenizer::from_dir(&args.model)?;
-    let prefix = args.prefix.as_deref().unwrap_or("");
-    let sources: Vec<Vec<u32>> = std::fs::read_to_string(&args.input)?
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(args.batch)
-        .map(|l| tokenizer.encode(&format!("{prefix}{l}")))
-        .collect::<Result<_, _>>()?;
+    let tokenizer = Tokenizer::from_dir(&args.source.model)?;
+    let sources = args.source.sources(&tokenizer, args.batch)?;
     let started = Instant::now();
     let batch = SourceBatch::new(&sources, model.spec().pad_token_id, &device)?;
     let encoded = model.encode(&batch)?;
@@ -70,22 +58,17 @@ fn main() -> Result<()> {
         let host = logits.to_vec2::<f32>()?;
         model_ms += (computed - t).as_secs_f64() * 1000.0;
         copy_ms += computed.elapsed().as_secs_f64() * 1000.0;
-        last = host.iter().map(|row| argmax(row)).collect();
+        last = host.iter().map(|row| shared::argmax(row) as u32).collect();
     }
     let per_step = |ms: f64| ms / args.steps as f64;
     println!(
         "{}",
         serde_json::json!({
-            "precision": args.precision, "device": args.device, "rows": rows, "steps": args.steps,
+            "precision": args.precision, "device": args.source.device, "rows": rows, "steps": args.steps,
             "vocab": model.spec().vocab_size, "encode_ms": encode_ms,
             "model_ms_per_step": per_step(model_ms),
             "copy_ms_per_step": per_step(copy_ms),
         })
     );
     Ok(())
-}
-
-/// The index of `row`'s largest value.
-fn argmax(row: &[f32]) -> u32 {
-    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &x)| if x > best.1 { (i, x) } else { best }).0 as u32
 }
