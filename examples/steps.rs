@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use brief::models::{self, ModelFiles, SourceBatch};
 use brief::tokenize::Tokenizer;
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use clap::Parser;
 
 mod shared;
@@ -52,7 +52,7 @@ fn main() -> Result<()> {
     for _ in 0..args.steps {
         let t = Instant::now();
         let tokens = Tensor::from_slice(&last, (rows, 1), &device)?;
-        let logits = model.decode(&mut state, &tokens)?.squeeze(1)?.to_dtype(DType::F32)?;
+        let logits = model.decode(&mut state, &tokens)?.squeeze(1)?; // f32, as decode returns it
         device.synchronize()?;
         let computed = Instant::now();
         let host = logits.to_vec2::<f32>()?;

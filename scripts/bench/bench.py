@@ -202,7 +202,7 @@ def main():
     # On a GPU, lent for minutes: 4 batches of 64 and 8 single sentences, after one untimed batch (its first
     # launches load kernels).
     n_big = 64 if args.quick else (256 if gpu else 500)
-    n_one = 8 if args.quick else (8 if gpu else 40)
+    n_one = 8 if args.quick or gpu else 40
     warmup = 1 if gpu else 0
     systems = args.only.split(",") if args.only else ["brief", "transformers"] + ([] if gpu else ["ctranslate2"])
     if gpu and args.brief_precisions == "f32":
@@ -217,7 +217,7 @@ def main():
     }
     # How far brief's reduced precision moves from f32 (teacher-forced logits and next-token choice), first: on a
     # GPU lent for minutes, a run cut short still leaves these.
-    precision_checks = reduced_precision(args, suites) if "brief" in systems else []
+    precision_checks, failed_checks = reduced_precision(args, suites) if "brief" in systems else ([], [])
     runs_log = out / "runs.jsonl"  # every measurement as it is made, for runs cut short
     runs_log.write_text("")
     results = []
@@ -276,11 +276,14 @@ def main():
     (out / "results.json").write_text(json.dumps(report, indent=1))
     (out / "results.md").write_text(markdown(report))
     print(markdown(report))
+    if failed_checks:
+        raise SystemExit(f"precision checks failed: {', '.join(failed_checks)} (their stderr is above)")
 
 
 def reduced_precision(args, suites):
-    """brief's reduced precisions against its f32: examples/precision for each model and precision."""
-    checks = []
+    """brief's reduced precisions against its f32: examples/precision for each model and precision. Returns the
+    checks and the names of those that failed (reported, and the speed runs still made)."""
+    checks, failed = [], []
     examples = Path(args.brief).parent
     for name in args.models.split(","):
         for precision in args.brief_precisions.split(","):
@@ -295,7 +298,9 @@ def reduced_precision(args, suites):
             env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS), **isa_env.env_for(args.isa))
             run = subprocess.run(cmd, capture_output=True, env=env)
             if run.returncode != 0:
-                print(f"  {name:<8} precision {precision:<5}: failed\n{run.stderr.decode()[-3000:]}", flush=True)
+                # The head of stderr: the error, before any backtrace.
+                print(f"  {name:<8} precision {precision:<5}: failed\n{run.stderr.decode()[:2000]}", flush=True)
+                failed.append(f"{name} {precision}")
                 continue
             check = json.loads(run.stdout)
             check["model_name"] = name
@@ -303,7 +308,7 @@ def reduced_precision(args, suites):
                   f"{check['logits_relative_error_mean']:.2e}, same next token {100 * check['same_next_token']:.1f}%",
                   flush=True)
             checks.append(check)
-    return checks
+    return checks, failed
 
 
 def markdown(report):

@@ -7,7 +7,7 @@
 # The GPU is lent for minutes, so every stage has a time cap inside one overall budget (GPU_RUN_BUDGET_S, 400 s by
 # default) and the stages run in that order: a run cut short still leaves the parity results. The random bench
 # models are made on the machine's CPUs while the parity tests run. Logs and results land in $OUT (or gpu-out/):
-# machine.txt, parity.txt, models.txt, bench.txt, results-{marian,t5}.{json,md} (or .partial.json: the runs made
+# machine.txt, parity.txt, models.txt, bench.txt, results-{marian,t5}.{json,md} (or .partial.jsonl: the runs made
 # before a cap), at most 8 files (the device tool's limit).
 # Rehearsal on a CPU: BRIEF_TEST_DEVICE=cpu BENCH_DEVICE=cpu BENCH_PRECISIONS=f32,bf16 BENCH_ARGS=--quick run.sh
 set -uo pipefail
@@ -80,7 +80,7 @@ for model in marian t5; do
         [ -e "$root/gpu-bench/$model/$f" ] && cp "$root/gpu-bench/$model/$f" "$out/results-$model.${f#*.}"
     done
     # A run cut short still has every measurement made so far.
-    [ -e "$out/results-$model.json" ] || cp "$root/gpu-bench/$model/runs.jsonl" "$out/results-$model.partial.json" 2>/dev/null
+    [ -e "$out/results-$model.json" ] || cp "$root/gpu-bench/$model/runs.jsonl" "$out/results-$model.partial.jsonl" 2>/dev/null
     [ $model = marian ] || continue
     # Where a step's time goes (decoder + projection on the device, the logits' copy to the host).
     for shape in "64 f32" "64 f16" "1 f32" "1 f16"; do
