@@ -241,13 +241,18 @@ pub fn beam(
     let mut active: Vec<usize> = (0..n_items).collect();
     let processor = LogitsProcessor::new(o);
     let mut cur_len = 1;
+    // The beams of an item start as one hypothesis, so the first step runs one decoder row per item where the
+    // state allows it (as CTranslate2 does), and that row's scores stand for each beam's: they are the same.
+    let mut shared = state.share_group();
     loop {
+        let per_item = if shared { 1 } else { nb };
+        let decoded = |i: usize| items[i].running.iter().take(per_item);
         let last: Vec<u32> = active
             .iter()
-            .flat_map(|&i| items[i].running.iter().map(|b| *b.tokens.last().expect("beams start with a token")))
+            .flat_map(|&i| decoded(i).map(|b| *b.tokens.last().expect("beams start with a token")))
             .collect();
         let constraints: Vec<Constraint> =
-            active.iter().flat_map(|&i| items[i].running.iter()).map(|b| processor.constraint(&b.tokens)).collect();
+            active.iter().flat_map(|&i| decoded(i)).map(|b| processor.constraint(&b.tokens)).collect();
         // Each decoder row's best continuations.
         let scoring = Scoring::Beam { k: keep_k, renormalize: o.renormalize_logits };
         let per_row = next_tokens(model, &mut state, &last, &constraints, scoring)?;
@@ -258,7 +263,7 @@ pub fn beam(
             let item = &mut items[i];
             let mut top = TopK::new(keep_k);
             for (j, beam) in item.running.iter().enumerate() {
-                for &(lp, v) in &per_row[a * nb + j] {
+                for &(lp, v) in &per_row[a * per_item + j.min(per_item - 1)] {
                     top.push(lp + beam.score, j * vocab + v as usize);
                 }
             }
@@ -316,6 +321,9 @@ pub fn beam(
         }
         if at_max_length {
             break;
+        }
+        if std::mem::take(&mut shared) {
+            state.unshare_group()?;
         }
         let rows: Vec<u32> = parents.concat();
         state.select_rows(&rows)?;

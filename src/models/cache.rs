@@ -43,6 +43,8 @@ pub struct DecoderState {
     /// Where each row's keys and values are stored, once rows have been reordered or dropped without moving
     /// them; `None` while row `r` of the caches is row `r`'s.
     stored: Option<Stored>,
+    /// The beams per item while [`share_group`](DecoderState::share_group) runs one row per item; 0 otherwise.
+    shared: usize,
 }
 
 /// Where the rows of a [`DecoderState`] keep their keys and values in caches whose rows never move.
@@ -97,7 +99,7 @@ impl DecoderState {
                 Ok(LayerCache { self_k: zeros()?, self_v: zeros()?, cross_k, cross_v })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
-        Ok(Self { layers, cross_mask, group, len: 0, capacity, limit: usize::MAX, stored: None })
+        Ok(Self { layers, cross_mask, group, len: 0, capacity, limit: usize::MAX, stored: None, shared: 0 })
     }
 
     pub fn rows(&self) -> usize {
@@ -193,6 +195,51 @@ impl DecoderState {
         self.device().is_cpu() && self.layers.first().is_none_or(|l| l.self_k.dtype() == DType::F32)
     }
 
+    /// Runs the next step with one row per item instead of `group`, for a search whose beams all start as the
+    /// same hypothesis: each item's row writes to the cache row of its first beam, and
+    /// [`unshare_group`](Self::unshare_group) then gives every beam a row that continues it. Only before the
+    /// first step, and only where rows are mapped (the CPU in f32); returns whether it did.
+    pub fn share_group(&mut self) -> bool {
+        let group = self.group;
+        if group <= 1 || self.len > 0 || self.stored.is_some() || !self.maps_rows() {
+            return false;
+        }
+        let own: Vec<u32> = (0..self.items() as u32).map(|i| i * group as u32).collect();
+        let at = own.iter().flat_map(|&r| std::iter::repeat_n(r, self.capacity)).collect();
+        self.stored = Some(Stored { at, own });
+        self.shared = group;
+        self.group = 1;
+        true
+    }
+
+    /// Ends [`share_group`](Self::share_group): row `i` becomes the `group` rows of item `i`, each continuing
+    /// its past and writing on to its own cache row (the first to item `i`'s, the others to the rows its beams
+    /// left free). Does nothing when the group is not shared.
+    pub fn unshare_group(&mut self) -> Result<(), ModelError> {
+        let group = std::mem::take(&mut self.shared);
+        if group == 0 {
+            return Ok(());
+        }
+        self.group = group;
+        let Some(stored) = self.stored.take() else {
+            // The caches were put in place meanwhile, a row per item: each item's beams get copies of it.
+            let rows: Vec<u32> = (0..self.items() as u32).flat_map(|i| std::iter::repeat_n(i, group)).collect();
+            return self.gather_rows(&rows);
+        };
+        let (cap, len) = (self.capacity, self.len);
+        let mut at = Vec::with_capacity(stored.at.len() * group);
+        let mut own = Vec::with_capacity(stored.own.len() * group);
+        for (past, &first) in stored.at.chunks(cap).zip(&stored.own) {
+            for beam in first..first + group as u32 {
+                at.extend_from_slice(&past[..len]);
+                at.extend(std::iter::repeat_n(beam, cap - len));
+                own.push(beam);
+            }
+        }
+        self.stored = Some(Stored { at, own });
+        Ok(())
+    }
+
     /// New row `r` continues old row `rows[r]`; rows stay within their items (beam reordering).
     pub fn select_rows(&mut self, rows: &[u32]) -> Result<(), ModelError> {
         let n = self.rows();
@@ -214,6 +261,11 @@ impl DecoderState {
             return Ok(());
         }
         self.materialize()?;
+        self.gather_rows(rows)
+    }
+
+    /// Row `r` of every self-attention cache becomes a copy of row `rows[r]` (caches in place, no map).
+    fn gather_rows(&mut self, rows: &[u32]) -> Result<(), ModelError> {
         let index = Tensor::new(rows, self.device())?;
         for layer in &mut self.layers {
             layer.self_k = layer.self_k.index_select(&index, 0)?;
@@ -263,12 +315,7 @@ impl DecoderState {
             self.stored = Some(Stored { at, own });
             return Ok(());
         }
-        let row_index = Tensor::new(rows.as_slice(), self.device())?;
-        for layer in &mut self.layers {
-            layer.self_k = layer.self_k.index_select(&row_index, 0)?;
-            layer.self_v = layer.self_v.index_select(&row_index, 0)?;
-        }
-        Ok(())
+        self.gather_rows(&rows)
     }
 }
 
@@ -437,6 +484,54 @@ mod tests {
             }
         }
         assert!(state.select_rows(&[0, 9, 1, 2]).is_err(), "a row the state does not have");
+        Ok(())
+    }
+
+    /// A first step run one row per item (`share_group`) leaves each of the item's beams that row's past: after
+    /// `unshare_group` the beams attend, bit for bit, as rows that each ran the step, whether the row map is
+    /// kept or the caches were put in place in between. Only a fresh state with a group shares it.
+    #[test]
+    fn a_shared_first_step_gives_every_beam_its_past() -> Result<(), ModelError> {
+        let (items, group, heads, head_dim) = (2, 3, 2, 16);
+        let dev = Device::Cpu;
+        let value = |seed: usize, rows: usize| {
+            let n = rows * heads * head_dim;
+            let v: Vec<f32> = (0..n).map(|i| (((i + 7 * seed) * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            Tensor::from_vec(v, (rows, heads, 1, head_dim), &dev)
+        };
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        for put_in_place in [false, true] {
+            let cross = Tensor::zeros((items, heads, 3, head_dim), DType::F32, &dev)?;
+            let mask = Tensor::zeros((items, 1, 1, 3), DType::F32, &dev)?;
+            let mut state = DecoderState::new(vec![(cross.clone(), cross)], mask, group, (heads, head_dim), 2)?;
+            assert!(state.share_group(), "a fresh state shares its group");
+            assert_eq!((state.rows(), state.group), (items, 1));
+            let (k0, v0) = (value(1, items)?, value(2, items)?);
+            state.reserve(1)?;
+            state.attend_self(0, &value(0, items)?, (&k0, &v0), 0.25, None)?;
+            state.len += 1;
+            if put_in_place {
+                state.materialize()?;
+            }
+            state.unshare_group()?;
+            assert_eq!((state.rows(), state.group), (items * group, group));
+            let rows = items * group;
+            let (q, k1, v1) = (value(3, rows)?, value(4, rows)?, value(5, rows)?);
+            state.reserve(1)?;
+            let got = state.attend_self(0, &q, (&k1, &v1), 0.25, None)?;
+            let beams_of = |t: &Tensor| -> Result<Tensor, ModelError> {
+                let each: Vec<u32> = (0..items as u32).flat_map(|i| std::iter::repeat_n(i, group)).collect();
+                Ok(t.index_select(&Tensor::new(each.as_slice(), &dev)?, 0)?)
+            };
+            let k = Tensor::cat(&[beams_of(&k0)?, k1], POSITIONS)?;
+            let v = Tensor::cat(&[beams_of(&v0)?, v1], POSITIONS)?;
+            let want = layers::attend(&q, &k, &v, 0.25, None)?;
+            assert_eq!(flat(&got)?, flat(&want)?, "attention after the shared step (in place: {put_in_place})");
+            assert!(!state.share_group(), "a state past its first step");
+        }
+        let cross = Tensor::zeros((1, 1, 2, 4), DType::F32, &dev)?;
+        let mask = Tensor::zeros((1, 1, 1, 2), DType::F32, &dev)?;
+        assert!(!DecoderState::new(vec![(cross.clone(), cross)], mask, 1, (1, 4), 2)?.share_group(), "group of 1");
         Ok(())
     }
 }
