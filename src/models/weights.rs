@@ -225,14 +225,39 @@ fn candle_dtype(dtype: safetensors::Dtype) -> Result<DType, String> {
     })
 }
 
-/// Reads one tensor's bytes from `path`.
+/// Reads one tensor from `path`. f32, f16 and bf16 tensors (every weight of the models here) are read straight
+/// into the vector the tensor keeps: reading bytes and then copying them into a tensor cost a second pass over
+/// the checkpoint and its page faults (docs/BENCHMARKS.md).
 fn read_tensor(path: &Path, offset: u64, len: usize, dtype: DType, shape: &[usize]) -> Result<Tensor, ModelError> {
     let mut file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
-    let mut bytes = vec![0u8; len];
-    file.seek(SeekFrom::Start(offset))
-        .and_then(|_| file.read_exact(&mut bytes))
-        .map_err(|e| ModelError::io(path, e))?;
-    Ok(Tensor::from_raw_buffer(&bytes, dtype, shape, &Device::Cpu)?)
+    file.seek(SeekFrom::Start(offset)).map_err(|e| ModelError::io(path, e))?;
+    let elements: usize = shape.iter().product();
+    if elements.checked_mul(dtype.size_in_bytes()) != Some(len) {
+        return Err(ModelError::corrupt(path, format!("{len} bytes for a {dtype:?} tensor of shape {shape:?}")));
+    }
+    let mut read = |bytes: &mut [u8]| file.read_exact(bytes).map_err(|e| ModelError::io(path, e));
+    Ok(match dtype {
+        DType::F32 => typed::<f32>(elements, shape, &mut read)?,
+        DType::F16 => typed::<half::f16>(elements, shape, &mut read)?,
+        DType::BF16 => typed::<half::bf16>(elements, shape, &mut read)?,
+        _ => {
+            let mut bytes = vec![0u8; len];
+            read(&mut bytes)?;
+            Tensor::from_raw_buffer(&bytes, dtype, shape, &Device::Cpu)?
+        }
+    })
+}
+
+/// A tensor of `elements` values of `T` filled by `read` through their bytes (little-endian, as safetensors
+/// stores them and as the CPUs this runs on hold them).
+fn typed<T: bytemuck::Pod + candle_core::WithDType>(
+    elements: usize,
+    shape: &[usize],
+    read: &mut impl FnMut(&mut [u8]) -> Result<(), ModelError>,
+) -> Result<Tensor, ModelError> {
+    let mut values = vec![T::zeroed(); elements];
+    read(bytemuck::cast_slice_mut(&mut values))?;
+    Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
 }
 
 /// A digest of the weights: SHA-256 over each weight file's SHA-256. Files in the hub cache are named by their
@@ -258,4 +283,39 @@ pub fn digest(files: &WeightFiles) -> Result<String, ModelError> {
         combined.update(file_digest.as_bytes());
     }
     Ok(format!("{:x}", combined.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safetensors::tensor::TensorView;
+
+    /// Tensors of every dtype a checkpoint may hold come back with their values, whether read straight into
+    /// a typed vector (f32, f16, bf16) or as bytes (the others), each converted to the model's f32.
+    #[test]
+    fn each_dtype_reads_back_its_values() -> Result<(), ModelError> {
+        let values = [1.5f32, -2.0, 0.25, 3.0, -0.5, 8.0];
+        let bytes = |each: &dyn Fn(f32) -> Vec<u8>| values.iter().flat_map(|&v| each(v)).collect::<Vec<u8>>();
+        let cases: Vec<(&str, safetensors::Dtype, Vec<u8>)> = vec![
+            ("f32", safetensors::Dtype::F32, bytes(&|v| v.to_le_bytes().to_vec())),
+            ("f16", safetensors::Dtype::F16, bytes(&|v| half::f16::from_f32(v).to_le_bytes().to_vec())),
+            ("bf16", safetensors::Dtype::BF16, bytes(&|v| half::bf16::from_f32(v).to_le_bytes().to_vec())),
+            ("i64", safetensors::Dtype::I64, bytes(&|v| (v as i64).to_le_bytes().to_vec())),
+        ];
+        let views: Vec<(&str, TensorView)> = cases
+            .iter()
+            .map(|(name, dtype, data)| (*name, TensorView::new(*dtype, vec![2, 3], data).expect("a valid view")))
+            .collect();
+        let dir = tempfile::tempdir().map_err(|e| ModelError::io(Path::new("tempdir"), e))?;
+        let path = dir.path().join("model.safetensors");
+        safetensors::serialize_to_file(views, None, &path).map_err(|e| ModelError::corrupt(&path, e.to_string()))?;
+        let weights = Weights::load(&WeightFiles::Safetensors(path), DType::F32, &Device::Cpu)?;
+        for (name, _, _) in &cases {
+            let got = weights.get(name, (2, 3))?.flatten_all()?.to_vec1::<f32>()?;
+            let want: Vec<f32> = values.iter().map(|&v| if *name == "i64" { v.trunc() } else { v }).collect();
+            assert_eq!(got, want, "tensor {name}");
+        }
+        assert!(matches!(weights.get("f32", (3, 3)), Err(ModelError::TensorShape { .. })), "a wrong shape");
+        Ok(())
+    }
 }
