@@ -263,7 +263,9 @@ pub fn beam(
             let item = &mut items[i];
             let mut top = TopK::new(keep_k);
             for (j, beam) in item.running.iter().enumerate() {
-                for &(lp, v) in &per_row[a * per_item + j.min(per_item - 1)] {
+                // While shared, the item's one row stands for each of its beams.
+                let row = if shared { a } else { a * nb + j };
+                for &(lp, v) in &per_row[row] {
                     top.push(lp + beam.score, j * vocab + v as usize);
                 }
             }

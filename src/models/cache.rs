@@ -59,19 +59,33 @@ struct Stored {
 impl Stored {
     /// Every row in its own cache row.
     fn identity(rows: usize, capacity: usize) -> Self {
-        let at = (0..rows as u32).flat_map(|r| std::iter::repeat_n(r, capacity)).collect();
-        Self { at, own: (0..rows as u32).collect() }
+        Self::fresh((0..rows as u32).collect(), capacity)
+    }
+
+    /// Rows with no past yet, row `r` writing to cache row `own[r]`.
+    fn fresh(own: Vec<u32>, capacity: usize) -> Self {
+        let mut at = Vec::with_capacity(own.len() * capacity);
+        for &row in &own {
+            push_row(&mut at, &[], row, capacity);
+        }
+        Self { at, own }
     }
 
     /// The same map for caches of `capacity` positions (`old` of them before, `len` filled).
     fn regrown(&self, old: usize, capacity: usize, len: usize) -> Self {
         let mut at = Vec::with_capacity(self.own.len() * capacity);
         for (row, &own) in self.at.chunks(old).zip(&self.own) {
-            at.extend_from_slice(&row[..len]);
-            at.extend(std::iter::repeat_n(own, capacity - len));
+            push_row(&mut at, &row[..len], own, capacity);
         }
         Self { at, own: self.own.clone() }
     }
+}
+
+/// Appends one row of a [`Stored`] map to `at`: its filled positions `past`, then its own cache row `own` up to
+/// `capacity` positions.
+fn push_row(at: &mut Vec<u32>, past: &[u32], own: u32, capacity: usize) {
+    at.extend_from_slice(past);
+    at.extend(std::iter::repeat_n(own, capacity - past.len()));
 }
 
 impl DecoderState {
@@ -204,9 +218,8 @@ impl DecoderState {
         if group <= 1 || self.len > 0 || self.stored.is_some() || !self.maps_rows() {
             return false;
         }
-        let own: Vec<u32> = (0..self.items() as u32).map(|i| i * group as u32).collect();
-        let at = own.iter().flat_map(|&r| std::iter::repeat_n(r, self.capacity)).collect();
-        self.stored = Some(Stored { at, own });
+        let own = (0..self.items() as u32).map(|i| i * group as u32).collect();
+        self.stored = Some(Stored::fresh(own, self.capacity));
         self.shared = group;
         self.group = 1;
         true
@@ -231,8 +244,7 @@ impl DecoderState {
         let mut own = Vec::with_capacity(stored.own.len() * group);
         for (past, &first) in stored.at.chunks(cap).zip(&stored.own) {
             for beam in first..first + group as u32 {
-                at.extend_from_slice(&past[..len]);
-                at.extend(std::iter::repeat_n(beam, cap - len));
+                push_row(&mut at, &past[..len], beam, cap);
                 own.push(beam);
             }
         }
