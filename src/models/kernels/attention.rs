@@ -242,6 +242,7 @@ enum Kernel {
 
 impl Kernel {
     /// The family's kernel where the CPU has it and it takes head width `d`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn choose(isa: Isa, d: usize) -> Kernel {
         if !isa.supported() {
             return Kernel::Portable;
