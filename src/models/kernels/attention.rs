@@ -537,10 +537,16 @@ mod tests {
 
     /// On the vectorised widths (multiples of 16) and others, with masks and several queries, the kernel agrees
     /// with a double-precision reference.
+    /// On every family this CPU runs; the shapes reach each path of the kernels: keys by eight, by four and
+    /// alone, queries by four and alone, head widths split into column blocks unevenly (`d` = 40, 24) and the
+    /// widest head (`d` = 128).
     #[test]
     fn matches_a_double_precision_reference() {
         for shape in [
             Shape { b: 3, h: 2, m: 1, n: 5, d: 64 },
+            Shape { b: 2, h: 2, m: 5, n: 13, d: 40 },
+            Shape { b: 1, h: 2, m: 9, n: 21, d: 24 },
+            Shape { b: 1, h: 2, m: 4, n: 9, d: 128 },
             Shape { b: 2, h: 3, m: 6, n: 70, d: 32 },
             Shape { b: 2, h: 3, m: 4, n: 7, d: 20 },
             Shape { b: 1, h: 1, m: 2, n: 1, d: 3 },
@@ -559,9 +565,12 @@ mod tests {
             let want = naive(shape, &q, &k, &v, &bias, 0.125);
             let mut out = vec![0f32; b * m * h * d];
             let (qv, kv, vv) = (contiguous(&q, h, m, d), contiguous(&k, h, n, d), contiguous(&v, h, n, d));
-            attend(shape, qv, kv, vv, Some(contiguous(&bias, h, m, n)), 0.125, &mut out);
-            for (g, w) in out.iter().zip(&want) {
-                assert!((g - w).abs() < 1e-5, "{shape:?}: {g} vs {w}");
+            for isa in isa::available() {
+                out.fill(f32::NAN);
+                attend_on(isa, shape, qv, kv, vv, Some(contiguous(&bias, h, m, n)), 0.125, &mut out);
+                for (g, w) in out.iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-5, "{isa} {shape:?}: {g} vs {w}");
+                }
             }
         }
     }

@@ -410,6 +410,29 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn four_sums_at_once_are_the_one_at_a_time_sums_bit_for_bit() {
+        use std::arch::x86_64::*;
+        if !Isa::Avx2.supported() {
+            return;
+        }
+        // Magnitudes far apart, so that a different order of the additions would round differently.
+        let lanes: Vec<f32> = (0..32)
+            .map(|i| ((i * 7919) % 211) as f32 * 10f32.powi(i % 7 - 3) * [1.0, -1.0][i as usize % 3 % 2])
+            .collect();
+        // SAFETY: AVX2 and FMA are present (checked above); each load reads 8 of the 32 values.
+        let (four, one) = unsafe {
+            let a: [__m256; 4] = std::array::from_fn(|k| _mm256_loadu_ps(lanes[k * 8..].as_ptr()));
+            let mut four = [0f32; 4];
+            _mm_storeu_ps(four.as_mut_ptr(), avx2::reduce_add4(a));
+            (four, a.map(|v| avx2::reduce_add(v)))
+        };
+        assert_eq!(four.map(f32::to_bits), one.map(f32::to_bits), "{four:?} vs {one:?}");
+        let serial: Vec<f32> = lanes.chunks(8).map(|c| c.iter().sum()).collect();
+        assert_ne!(serial, one, "the values are chosen so that the order of the additions shows");
+    }
+
     #[test]
     fn silu_matches_the_scalar_formula_on_every_family() {
         let mut base: Vec<f32> = (0..77).map(|i| (i as f32 - 38.0) * 0.7).collect();

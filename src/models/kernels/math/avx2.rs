@@ -35,6 +35,19 @@ pub fn reduce_add(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
+/// The sums of four vectors' lanes, `[reduce_add(a[0]), …, reduce_add(a[3])]`, bit for bit: each sum adds its
+/// lanes in [`reduce_add`]'s order (`i + 4`, then `i + 2`, then `i + 1`), but the four share the shuffles.
+#[target_feature(enable = "avx2,fma")]
+pub fn reduce_add4(a: [__m256; 4]) -> __m128 {
+    // t_k = [a_k[i] + a_k[i + 4]], as reduce_add's first step.
+    let t = a.map(|v| _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)));
+    // [t_k[0] + t_k[2], t_k[1] + t_k[3]] for k, k + 1 side by side, as its second.
+    let pairs =
+        |x: __m128, y: __m128| _mm_add_ps(_mm_shuffle_ps::<0b01_00_01_00>(x, y), _mm_shuffle_ps::<0b11_10_11_10>(x, y));
+    // Its last: the two halves of each.
+    _mm_hadd_ps(pairs(t[0], t[1]), pairs(t[2], t[3]))
+}
+
 /// `exp(d)` for `d ≤ 0`: `2^n · p(r)` with `d = n ln 2 + r` and the degree-6 polynomial of the AVX-512 version;
 /// inputs under -87 (and NaN) give exactly 0. `2^n` is built in the exponent bits (n ≥ -126 after the clamp).
 #[target_feature(enable = "avx2,fma")]
