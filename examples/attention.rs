@@ -3,23 +3,17 @@
 //! one decoding step of 32 sources × 4 beams.
 //! cargo run --release --example attention [-- --isa avx2,portable] [--threads N] [--shapes BxHxMxNxD,...]
 use brief::models::kernels::attention::{attend_on, Shape, View};
-use brief::models::kernels::{isa, Isa};
 use std::time::Instant;
 
+mod kernel_flags;
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let isas: Vec<Isa> = match value("--isa") {
-        Some(list) => list.split(',').map(Isa::parse).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
-        None => isa::available().into_iter().rev().collect(),
-    };
-    if let Some(t) = value("--threads") {
-        rayon::ThreadPoolBuilder::new().num_threads(t.parse()?).build_global()?;
-    }
+    let flags = kernel_flags::Flags::from_env();
+    let isas = flags.families()?;
     // T5 encoder (16 × 512 tokens), opus-mt encoder (32 × 40), a step's cross attention (32 sources, the 4 beams
     // as queries, 45 source tokens) and self attention (128 rows, 24 past positions).
     let default = "16x12x512x512x64,32x8x40x40x64,32x12x4x45x64,128x12x1x24x64";
-    let shapes = parse_shapes(&value("--shapes").unwrap_or_else(|| default.to_string()))?;
+    let shapes = parse_shapes(&flags.value("--shapes").unwrap_or_else(|| default.to_string()))?;
     print!("{:>4} {:>3} {:>4} {:>4} {:>4}", "b", "h", "m", "n", "d");
     for isa in &isas {
         print!(" {:>10}", isa.to_string());

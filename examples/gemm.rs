@@ -2,28 +2,23 @@
 //! shapes of a Marian decoder step.
 //! cargo run --release --example gemm [-- --isa avx2,portable] [--threads N] [--shapes MxNxK,...] [--peak]
 //! (int8 weights as each family packs them: 7 bits on plain AVX2; BRIEF_INT8_WEIGHT_BITS=8 packs all of them in 8)
-use brief::models::kernels::{isa, Isa, PackedMatrix, Precision};
+use brief::models::kernels::{PackedMatrix, Precision};
 use std::time::Instant;
 
+mod kernel_flags;
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let isas: Vec<Isa> = match value("--isa") {
-        Some(list) => list.split(',').map(Isa::parse).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
-        None => isa::available().into_iter().rev().collect(),
-    };
-    if let Some(t) = value("--threads") {
-        rayon::ThreadPoolBuilder::new().num_threads(t.parse()?).build_global()?;
-    }
+    let flags = kernel_flags::Flags::from_env();
+    let isas = flags.families()?;
     #[cfg(target_arch = "x86_64")]
-    if args.iter().any(|a| a == "--peak") {
+    if flags.has("--peak") {
         peak();
         return Ok(());
     }
     // Default: the products of an opus-mt decoder step (and an encoder batch); --shapes 128x768x768,… for others.
     let default =
         "128x512x512,128x2048x512,128x512x2048,128x54796x512,32x54796x512,4x54796x512,1x2048x512,1280x512x512";
-    let shapes = parse_shapes(&value("--shapes").unwrap_or_else(|| default.to_string()))?;
+    let shapes = parse_shapes(&flags.value("--shapes").unwrap_or_else(|| default.to_string()))?;
     print!("{:>6} {:>6} {:>6}", "m", "n", "k");
     for isa in &isas {
         for p in ["f32", "bf16", "int8"] {
