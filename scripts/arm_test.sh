@@ -5,8 +5,8 @@
 # `brief summarize` print byte for byte what this machine's binary prints with `--cpu-isa portable`, for f32, int8
 # and bf16. Timings under emulation mean nothing, so none are taken.
 #   scripts/arm_test.sh [path/to/host/brief]
-# Needs rustup's aarch64 standard library (`rustup target add`; where it cannot be fetched the script says so and
-# exits 0, as it skips nothing silently), and Debian's gcc-aarch64-linux-gnu and qemu-user-static (installed when
+# Needs rustup's aarch64 standard library (`rustup target add`; where it cannot be fetched, the script prints that
+# it skipped the check and exits 0), and Debian's gcc-aarch64-linux-gnu and qemu-user-static (installed when
 # missing).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -535,11 +535,9 @@ mod tests {
         View::new(data, 0, [h * m * d, m * d, d])
     }
 
-    /// On the vectorised widths (multiples of 16) and others, with masks and several queries, the kernel agrees
-    /// with a double-precision reference.
-    /// On every family this CPU runs; the shapes reach each path of the kernels: keys by eight, by four and
-    /// alone, queries by four and alone, head widths split into column blocks unevenly (`d` = 40, 24) and the
-    /// widest head (`d` = 128).
+    /// On every family this CPU runs, with masks and several queries, the kernels agree with a double-precision
+    /// reference. The shapes reach each of their paths: vectorised widths and others, keys by eight, by four and
+    /// alone, queries by four and alone, heads split into column blocks unevenly (`d` = 40, 24), the widest head.
     #[test]
     fn matches_a_double_precision_reference() {
         for shape in [

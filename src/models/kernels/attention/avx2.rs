@@ -144,8 +144,9 @@ unsafe fn scores_of<const C: usize>(x: &Inputs, bi: usize, hi: usize, scores: &m
         while j + 8 <= n {
             // SAFETY: key rows `j..j + 8 ≤ n` of this pair, `C` chunks each (the caller's contract).
             let a = unsafe { dots::<C, 8>(qp, key_rows(x, bi, hi, j)) };
-            let (lo, hi4) = (math::reduce_add4([a[0], a[1], a[2], a[3]]), math::reduce_add4([a[4], a[5], a[6], a[7]]));
-            let eight = _mm256_set_m128(_mm_mul_ps(hi4, scale), _mm_mul_ps(lo, scale));
+            let (first, last) =
+                (math::reduce_add4([a[0], a[1], a[2], a[3]]), math::reduce_add4([a[4], a[5], a[6], a[7]]));
+            let eight = _mm256_set_m128(_mm_mul_ps(last, scale), _mm_mul_ps(first, scale));
             // SAFETY: scores `j..j + 8` lie inside `row` (checked by the slice).
             unsafe { _mm256_storeu_ps(row[j..j + 8].as_mut_ptr(), eight) };
             j += 8;
